@@ -1,0 +1,97 @@
+import 'reflect-metadata';
+import { createRequire } from 'node:module';
+import { ROLES, SDK_VERSION, type Role } from '@kubernel/sdk';
+import { Command, CommanderError, Option } from 'commander';
+import { createLogger } from '../logging.js';
+import { DEFAULT_DISTRIBUTION, defaultDataDir } from './paths.js';
+import { pluginsList, pluginsValidate } from './plugins-command.js';
+import { runRoles, type RunOptions } from './run-command.js';
+
+/**
+ * Exit codes scripts can rely on: 0 success; 1 the command ran and failed (invalid distribution,
+ * plugin start-up failure, a plugin abandoned at shutdown); 2 invalid usage; 130 a second
+ * interrupt forced the exit.
+ */
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+const out = (s: string): void => void process.stdout.write(s);
+const err = (s: string): void => void process.stderr.write(s.endsWith('\n') ? s : `${s}\n`);
+
+function runOptions(cmd: Command): Command {
+  return cmd
+    .option('--data-dir <dir>', 'directory for the node\'s state', defaultDataDir())
+    .option('--distribution <file>', 'distribution file listing the plugins per role', DEFAULT_DISTRIBUTION)
+    .option('--healthz-bind-address <host:port>', 'where /livez, /readyz and /metrics are served (loopback only: no auth)', '127.0.0.1:10258')
+    .addOption(new Option('--log-level <level>', 'minimum level of the JSON logs on stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'));
+}
+
+let exitCode: number = EXIT.ok;
+const run = (roles: readonly Role[], name: string) => async (opts: RunOptions) => {
+  exitCode = await runRoles(name, roles, opts, out, err);
+};
+
+const program = new Command('kubernel')
+  .description('Kubernel: a Kubernetes-compatible orchestrator built as a plugin-based microkernel')
+  .exitOverride()
+  .configureOutput({ writeErr: err })
+  .showHelpAfterError('(run with --help for usage)');
+
+program
+  .command('version')
+  .description('print the Kubernel, SDK and Node.js versions')
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
+  .action((opts: { output: string }) => {
+    const info = { kubernel: version, sdk: SDK_VERSION, node: process.version, platform: `${process.platform}/${process.arch}` };
+    out(opts.output === 'json' ? `${JSON.stringify(info, null, 2)}\n` : `Kubernel v${info.kubernel} (SDK ${info.sdk}, Node.js ${info.node}, ${info.platform})\n`);
+  });
+
+const plugins = program.command('plugins').description('inspect and validate the plugins of a distribution');
+plugins
+  .command('list')
+  .description('list the plugins a distribution runs, with kind, version and status')
+  .argument('[distribution]', 'distribution file', DEFAULT_DISTRIBUTION)
+  .addOption(new Option('--role <role>', 'only this role').choices([...ROLES]))
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+  .action(async (file: string, opts: { role?: Role; output: string }) => {
+    exitCode = await pluginsList(file, opts, out, err);
+  });
+plugins
+  .command('validate')
+  .description('check a distribution: file schema, plugin packages, brands, SDK ranges and configs')
+  .argument('<distribution>', 'distribution file')
+  .action(async (file: string) => {
+    exitCode = await pluginsValidate(file, out, err);
+  });
+
+runOptions(program.command('up'))
+  .description('run a whole single-node cluster (server and agent roles) in the foreground until SIGINT/SIGTERM')
+  .action(run(['server', 'agent'], 'up'));
+runOptions(program.command('server'))
+  .description('run the control-plane role in the foreground until SIGINT/SIGTERM')
+  .action(run(['server'], 'server'));
+runOptions(program.command('agent'))
+  .description('run the node role in the foreground until SIGINT/SIGTERM')
+  .action(run(['agent'], 'agent'));
+
+const logger = createLogger({ level: 'error' });
+process.on('unhandledRejection', (reason) => {
+  logger.error({ err: reason, component: 'process' }, 'unhandled promise rejection (kept running)');
+});
+process.on('uncaughtException', (error) => {
+  logger.fatal({ err: error, component: 'process' }, 'uncaught exception; exiting');
+  process.exit(EXIT.failed);
+});
+
+try {
+  if (process.argv.length <= 2) {
+    program.outputHelp();
+    exitCode = EXIT.usage;
+  } else {
+    await program.parseAsync(process.argv);
+  }
+} catch (e) {
+  if (!(e instanceof CommanderError)) throw e;
+  exitCode = e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+}
+process.exit(exitCode);

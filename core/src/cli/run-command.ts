@@ -1,0 +1,106 @@
+import { mkdir } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { describeError, type Role } from '@kubernel/sdk';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { bootKernel, PluginLoadError } from '../kernel/boot.js';
+import { DistributionError } from '../kernel/distribution.js';
+import { KernelStartError } from '../kernel/kernel.js';
+import { startHealthServer, type HealthServer } from '../kernel/health-server.js';
+import { createLogger } from '../logging.js';
+
+/** Options shared by `up`, `server` and `agent`. */
+export interface RunOptions {
+  readonly dataDir: string;
+  readonly distribution: string;
+  readonly healthzBindAddress: string;
+  readonly logLevel: string;
+}
+
+/** Parses `host:port` (IPv6 in brackets); undefined when malformed. */
+export function parseBindAddress(text: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  return port <= 65535 ? { host: (m[1] ?? m[2])!, port } : undefined;
+}
+
+/**
+ * Runs the kernel with the plugins of `roles` in the foreground until SIGINT/SIGTERM, with progress
+ * on stdout and JSON logs on stderr. Resolves to the process exit code.
+ */
+export async function runRoles(command: string, roles: readonly Role[], opts: RunOptions, out: (s: string) => void, err: (s: string) => void): Promise<number> {
+  const bind = parseBindAddress(opts.healthzBindAddress);
+  if (!bind) {
+    err(`error: --healthz-bind-address: expected host:port, got "${opts.healthzBindAddress}"\n`);
+    return 2;
+  }
+  const logger = createLogger({ level: opts.logLevel });
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const dataDir = resolve(opts.dataDir);
+  await mkdir(dataDir, { recursive: true });
+  out(`kubernel ${command}: roles ${roles.join(', ')}; data dir ${dataDir}\n`);
+
+  let booted: Awaited<ReturnType<typeof bootKernel>>;
+  try {
+    booted = await bootKernel({ distribution: opts.distribution, roles, dataDir, logger, registry });
+  } catch (e) {
+    if (e instanceof DistributionError) {
+      err(`error: distribution ${e.path} is invalid:\n${e.problems.map((p) => `  ${p.path || '/'}: ${p.message}\n`).join('')}`);
+      return 1;
+    }
+    if (e instanceof PluginLoadError) {
+      err(`error: cannot load the distribution's plugins:\n${e.message.split('\n').map((l) => `  ${l}\n`).join('')}`);
+      return 1;
+    }
+    throw e;
+  }
+  const { kernel, distribution } = booted;
+  const count = kernel.statuses().length;
+  out(`  distribution ${distribution.name} (${distribution.path}): ${count} plugin(s)\n`);
+
+  let health: HealthServer | undefined;
+  let signalled: NodeJS.Signals | undefined;
+  let finish!: (code: number) => void;
+  const finished = new Promise<number>((r) => (finish = r));
+  const shutdown = async (signal: NodeJS.Signals): Promise<void> => {
+    if (signalled) {
+      err(`received ${signal} again: exiting without waiting for plugins\n`);
+      finish(130);
+      return;
+    }
+    signalled = signal;
+    out(`received ${signal}: stopping (timeout ${distribution.kernel.stopTimeoutMs / 1000}s)\n`);
+    const report = await kernel.stop();
+    await health?.close();
+    if (report.abandoned.length > 0) {
+      err(`stopped; abandoned plugin(s) that ignored abort: ${report.abandoned.join(', ')}\n`);
+      finish(1);
+    } else {
+      out('stopped\n');
+      finish(0);
+    }
+  };
+  const onSignal = (s: NodeJS.Signals): void => void shutdown(s);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  try {
+    health = await startHealthServer({ ...bind, health: () => kernel.health(), registry });
+    await kernel.start({
+      starting: (p) => out(`  starting ${p.kind} plugin ${p.id}\n`),
+      running: (p, ms) => out(`  ✓ ${p.id} running (${ms} ms)\n`),
+    });
+  } catch (e) {
+    if (signalled) return finished;
+    await kernel.stop();
+    await health?.close();
+    const message = e instanceof KernelStartError ? e.message : `start-up failed: ${describeError(e)}`;
+    err(`error: ${message}\n`);
+    return 1;
+  }
+  if (!signalled) {
+    out(`kubernel ${command} is up: health at http://${health.address}/readyz, metrics at http://${health.address}/metrics; Ctrl-C stops it\n`);
+  }
+  return finished;
+}

@@ -1,0 +1,29 @@
+/**
+ * `@kubernel/sdk`: the contract between Kubernel and its plugins, and the only package a plugin
+ * imports. The contract suites and test kit live in `@kubernel/sdk/testing`.
+ *
+ * @packageDocumentation
+ */
+export { SDK_VERSION } from './version.js';
+export { PLUGIN_KINDS, KIND_INFO, isPluginKind, isProviderKind } from './plugin/kinds.js';
+export type { PluginKind, KindInfo, KindShape, ProviderKind, ServiceKind } from './plugin/kinds.js';
+export {
+  definePlugin,
+  checkPluginSpec,
+  isPluginDefinition,
+  pluginBrandOf,
+  PLUGIN_BRAND,
+  PLUGIN_BRAND_FORMAT,
+} from './plugin/define-plugin.js';
+export type { PluginDefinition, PluginSpec, PluginBrand, StartFunction } from './plugin/define-plugin.js';
+export { ROLES } from './plugin/handle.js';
+export type { Handle, ServiceHandle, ProviderHandle, HandleFor, AnyHandle, PluginIdentity, Role, Logger } from './plugin/handle.js';
+export type { Extension, OpenContract, KindContracts, ContractOf, ExtensionLookup } from './plugin/extensions.js';
+export { compileConfigSchema, formatConfigProblems } from './plugin/config.js';
+export type { JsonSchema, ConfigProblem, ConfigResult, ConfigValidator } from './plugin/config.js';
+export { createMetrics } from './plugin/metrics.js';
+export type { Metrics, MetricOptions, HistogramOptions, Counter, Gauge, Histogram, Registry } from './plugin/metrics.js';
+export { PluginError, PluginContractError, describeError } from './plugin/errors.js';
+export { untilAborted, delay } from './plugin/lifecycle.js';
+export { createPluginHandle } from './plugin/host.js';
+export type { HandleHost } from './plugin/host.js';

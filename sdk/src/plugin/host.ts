@@ -1,0 +1,56 @@
+import type { Logger } from 'pino';
+import type { PluginDefinition } from './define-plugin.js';
+import { PluginContractError } from './errors.js';
+import type { Extension, ExtensionLookup } from './extensions.js';
+import type { AnyHandle, Role } from './handle.js';
+import { isProviderKind } from './kinds.js';
+import type { Metrics } from './metrics.js';
+
+/** What a host (the kernel, the test kit) supplies to build a plugin's handle. */
+export interface HandleHost {
+  readonly role: Role;
+  readonly logger: Logger;
+  readonly dataDir: string;
+  readonly metrics: Metrics;
+  readonly attempt: number;
+  readonly extensions: ExtensionLookup;
+  /** Called once, when the plugin says it is ready (services) or provides its implementation. */
+  onReady(implementation: Extension | undefined): void;
+}
+
+/**
+ * Builds the handle for one start attempt of `definition`. For hosts only; plugins receive theirs.
+ *
+ * The handle enforces the kind's shape at run time too (for plugins written in JavaScript):
+ * `ready()` on a provider and `provide()` on a service throw {@link PluginContractError}.
+ */
+export function createPluginHandle<C>(definition: PluginDefinition, config: C, host: HandleHost): AnyHandle<C> {
+  const { id, kind, version } = definition;
+  const provider = isProviderKind(kind);
+  let done = false;
+  return Object.freeze({
+    plugin: Object.freeze({ id, kind, version }),
+    role: host.role,
+    logger: host.logger,
+    config: config as Readonly<C>,
+    dataDir: host.dataDir,
+    metrics: host.metrics,
+    attempt: host.attempt,
+    extensions: host.extensions,
+    ready(): void {
+      if (provider) throw new PluginContractError(id, 'ready', `a ${kind} plugin becomes ready by calling provide(implementation), not ready()`);
+      if (done) return;
+      done = true;
+      host.onReady(undefined);
+    },
+    provide(implementation: Extension): void {
+      if (!provider) throw new PluginContractError(id, 'provide', `a ${kind} plugin provides nothing; call ready() instead`);
+      if (done) throw new PluginContractError(id, 'provide', 'was called more than once in one start');
+      if (typeof implementation !== 'object' || implementation === null) {
+        throw new PluginContractError(id, 'provide', 'needs an implementation object');
+      }
+      done = true;
+      host.onReady(implementation);
+    },
+  });
+}

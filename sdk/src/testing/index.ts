@@ -1,0 +1,12 @@
+/**
+ * `@kubernel/sdk/testing`: the published contract suites (one per extension point) and the test
+ * kit for plugin authors. Every in-repo plugin runs its kind's suite; a third-party plugin runs the
+ * same one.
+ *
+ * @packageDocumentation
+ */
+export { describePluginContract } from './plugin-contract.js';
+export type { PluginContractOptions, InvalidConfigCase } from './plugin-contract.js';
+export { startPlugin, createTestHost, describeStop } from './harness.js';
+export type { RunningPlugin, StartPluginOptions, StopOutcome, TestHost, TestHostOptions, LogRecord } from './harness.js';
+export { activeResources, resourcesAdded, settleResources } from './resources.js';
