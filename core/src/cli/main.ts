@@ -4,8 +4,7 @@ import { ROLES, SDK_VERSION, type Role } from '@kubernel/sdk';
 import { Command, CommanderError, Option } from 'commander';
 import { createLogger } from '../logging.js';
 import { DEFAULT_DISTRIBUTION, defaultDataDir } from './paths.js';
-import { pluginsList, pluginsValidate } from './plugins-command.js';
-import { runRoles, type RunOptions } from './run-command.js';
+import type { RunOptions } from './run-command.js';
 
 /**
  * Exit codes scripts can rely on: 0 success; 1 the command ran and failed (invalid distribution,
@@ -28,6 +27,7 @@ function runOptions(cmd: Command): Command {
 
 let exitCode: number = EXIT.ok;
 const run = (roles: readonly Role[], name: string) => async (opts: RunOptions) => {
+  const { runRoles } = await import('./run-command.js');
   exitCode = await runRoles(name, roles, opts, out, err);
 };
 
@@ -54,6 +54,7 @@ plugins
   .addOption(new Option('--role <role>', 'only this role').choices([...ROLES]))
   .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
   .action(async (file: string, opts: { role?: Role; output: string }) => {
+    const { pluginsList } = await import('./plugins-command.js');
     exitCode = await pluginsList(file, opts, out, err);
   });
 plugins
@@ -61,6 +62,7 @@ plugins
   .description('check a distribution: file schema, plugin packages, brands, SDK ranges and configs')
   .argument('<distribution>', 'distribution file')
   .action(async (file: string) => {
+    const { pluginsValidate } = await import('./plugins-command.js');
     exitCode = await pluginsValidate(file, out, err);
   });
 

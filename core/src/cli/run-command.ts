@@ -100,7 +100,7 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
     return 1;
   }
   if (!signalled) {
-    out(`kubernel ${command} is up: health at http://${health.address}/readyz, metrics at http://${health.address}/metrics; Ctrl-C stops it\n`);
+    out(`kubernel ${command}: ready; health at http://${health.address}/readyz, metrics at http://${health.address}/metrics; Ctrl-C stops it\n`);
   }
   return finished;
 }

@@ -102,10 +102,10 @@ export async function loadPlugin(role: Role, entry: PluginEntry, distributionPat
   }
   const brand = pluginBrandOf(found);
   if (!brand) {
-    return fail(err('', `the export of ${pkg.name} is not a Kubernel plugin definition (it carries no brand): build it with definePlugin() from @kubernel/sdk`));
+    return fail(err('brand', `is missing: the export of ${pkg.name} is not a Kubernel plugin definition; build it with definePlugin() from @kubernel/sdk`));
   }
   if (brand.format !== PLUGIN_BRAND_FORMAT) {
-    return fail(err('', `the export of ${pkg.name} carries a foreign brand "${brand.format}"; this kernel runs "${PLUGIN_BRAND_FORMAT}"`));
+    return fail(err('brand', `is foreign: the export of ${pkg.name} carries "${brand.format}", but this kernel runs "${PLUGIN_BRAND_FORMAT}"`));
   }
   const definition = found as PluginDefinition;
   const specProblems = checkPluginSpec(definition, entry.id);

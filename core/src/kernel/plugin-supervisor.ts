@@ -154,7 +154,7 @@ export class PluginSupervisor {
       }
       await within(this.retire(attempt), deadline - Date.now());
     }
-    if (this.state !== 'failed') this.setState('stopped');
+    if (this.state !== 'failed' && this.state !== 'pending') this.setState('stopped');
     return this.state;
   }
 
@@ -215,6 +215,7 @@ export class PluginSupervisor {
     const check = (): ReadyOutcome | undefined =>
       attempt.readyAt !== undefined ? 'ready' : attempt.isSettled ? 'settled' : undefined;
     const early = check();
+    if (early === 'ready') this.setState('running');
     if (early) return early;
     let wake!: (outcome: ReadyOutcome) => void;
     let timer: NodeJS.Timeout | undefined;

@@ -9,4 +9,5 @@ export { describePluginContract } from './plugin-contract.js';
 export type { PluginContractOptions, InvalidConfigCase } from './plugin-contract.js';
 export { startPlugin, createTestHost, describeStop } from './harness.js';
 export type { RunningPlugin, StartPluginOptions, StopOutcome, TestHost, TestHostOptions, LogRecord } from './harness.js';
-export { activeResources, resourcesAdded, settleResources } from './resources.js';
+export { trackResources } from './resources.js';
+export type { ResourceTracker } from './resources.js';

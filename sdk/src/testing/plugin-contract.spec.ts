@@ -4,7 +4,7 @@ import { definePlugin } from '../plugin/define-plugin.js';
 import { delay, untilAborted } from '../plugin/lifecycle.js';
 import { startPlugin } from './harness.js';
 import { describePluginContract } from './plugin-contract.js';
-import { activeResources, settleResources } from './resources.js';
+import { trackResources } from './resources.js';
 
 /** A well-behaved service: a ticking loop with a metric, stopped on abort. */
 const ticker = definePlugin({
@@ -43,16 +43,27 @@ describePluginContract(ticker, { config: { intervalMs: 2 }, invalidConfigs: [{ c
 describePluginContract(listener);
 
 describe('test kit', () => {
-  it('settleResources reports a timer left behind', async () => {
+  it('trackResources reports a timer left behind, even unref\'d, and nothing once it is cleared', async () => {
+    await new Promise<void>((resolve) => setImmediate(resolve)); // mocha arms its test timer after the first turn
+    const leaking = trackResources();
+    const timer = setInterval(() => undefined, 1000).unref();
+    clearTimeout(setTimeout(() => undefined, 1000));
+    expect(await leaking.settle(50)).to.deep.equal(['Timeout x1']);
+    const clean = trackResources();
+    clearInterval(setInterval(() => undefined, 1000).unref());
+    clearInterval(timer);
+    expect(await clean.settle(50)).to.deep.equal([]);
+  });
+
+  it('trackResources reports a server left open', async () => {
     await new Promise<void>((resolve) => setImmediate(resolve));
-    const before = activeResources();
-    const timer = setInterval(() => undefined, 1000);
+    const tracker = trackResources();
+    const server = createServer().listen(0, '127.0.0.1');
     try {
-      expect(await settleResources(before, 20)).to.deep.equal(['Timeout x1']);
+      expect(await tracker.settle(20)).to.deep.equal(['TCPSERVERWRAP x1']);
     } finally {
-      clearInterval(timer);
+      await new Promise((resolve) => server.close(resolve));
     }
-    expect(await settleResources(before, 20)).to.deep.equal([]);
   });
 
   it('startPlugin refuses an invalid config, naming the field', () => {

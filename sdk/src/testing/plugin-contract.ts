@@ -6,7 +6,7 @@ import { describeError } from '../plugin/errors.js';
 import { isProviderKind, type PluginKind } from '../plugin/kinds.js';
 import { SDK_VERSION } from '../version.js';
 import { createTestHost, describeStop, startPlugin, type StartPluginOptions } from './harness.js';
-import { activeResources, settleResources } from './resources.js';
+import { trackResources } from './resources.js';
 
 /** A configuration the plugin must refuse, and the JSON pointer its refusal must name. */
 export interface InvalidConfigCase {
@@ -122,14 +122,20 @@ export function describePluginContract<K extends PluginKind, C>(
       this.timeout(budget + 1_000);
       const host = createTestHost();
       try {
-        // Baseline after one turn of the event loop: mocha arms its own test timer only then.
+        // Start after one turn of the event loop: mocha arms its own test timer only then.
         await new Promise<void>((resolve) => setImmediate(resolve));
-        const before = activeResources();
+        const tracker = trackResources();
         const running = startPlugin(definition, { ...options, host });
-        await withTimeout(running.ready, startTimeoutMs, 'becoming ready');
+        try {
+          await withTimeout(running.ready, startTimeoutMs, 'becoming ready');
+        } catch (err) {
+          await running.stop(stopTimeoutMs);
+          await tracker.settle(0);
+          throw err;
+        }
         const outcome = await running.stop(stopTimeoutMs);
         assert.equal(outcome.outcome, 'stopped', `stop on abort: ${describeStop(outcome)}`);
-        const leaked = await settleResources(before, 1_000);
+        const leaked = await tracker.settle(1_000);
         assert.deepEqual(leaked, [], `still active after stop: ${leaked.join(', ')}`);
       } finally {
         host.dispose();

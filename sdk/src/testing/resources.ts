@@ -1,33 +1,82 @@
-/**
- * The process's active resources (timers, sockets, servers, child processes...) as a multiset of
- * type names, from `process.getActiveResourcesInfo()`.
- */
-export function activeResources(): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const name of process.getActiveResourcesInfo()) counts.set(name, (counts.get(name) ?? 0) + 1);
-  return counts;
-}
-
-/** What `after` holds beyond `before`, as `Type xN` strings; empty when nothing was added. */
-export function resourcesAdded(before: Map<string, number>, after: Map<string, number>): string[] {
-  const added: string[] = [];
-  for (const [name, n] of after) {
-    const extra = n - (before.get(name) ?? 0);
-    if (extra > 0) added.push(`${name} x${extra}`);
-  }
-  return added;
-}
+import { createHook } from 'node:async_hooks';
 
 /**
- * Waits (up to `withinMs`) for the resources added since `before` to be released, polling on
- * `setImmediate` so close callbacks can run. Resolves to what is still added (empty = no leak).
+ * The async resource types that outlive a call unless released: timers, immediates, sockets,
+ * servers, child processes, signal and file watchers. Promises and one-shot requests are not
+ * tracked.
  */
-export async function settleResources(before: Map<string, number>, withinMs = 1000): Promise<string[]> {
-  const deadline = Date.now() + withinMs;
-  for (;;) {
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    const added = resourcesAdded(before, activeResources());
-    if (added.length === 0 || Date.now() >= deadline) return added;
-    await new Promise<void>((resolve) => setImmediate(resolve));
-  }
+const TRACKED = new Set([
+  'Timeout',
+  'Immediate',
+  'TCPWRAP',
+  'TCPSERVERWRAP',
+  'PIPEWRAP',
+  'PIPESERVERWRAP',
+  'UDPWRAP',
+  'PROCESSWRAP',
+  'SIGNALWRAP',
+  'FSEVENTWRAP',
+  'STATWATCHER',
+  'TTYWRAP',
+  'HTTP2SESSION',
+  'Http2Session',
+  'WORKER',
+  'MESSAGEPORT',
+]);
+
+/** Watches the resources created from now on; see {@link trackResources}. */
+export interface ResourceTracker {
+  /** What is still alive, as `Type xN` strings (empty when everything was released). */
+  alive(): string[];
+  /**
+   * Waits up to `withinMs` for every tracked resource to be released (close callbacks get event
+   * loop turns to run), stops tracking, and returns what is still alive.
+   */
+  settle(withinMs?: number): Promise<string[]>;
+}
+
+/**
+ * Starts tracking the resources created from now on (through `async_hooks`), including unref'd
+ * timers and sockets that `process.getActiveResourcesInfo()` does not show. Used by the contract
+ * suites to prove a plugin leaves nothing behind once stopped.
+ */
+export function trackResources(): ResourceTracker {
+  const live = new Map<number, string>();
+  let lastInit = -1;
+  const hook = createHook({
+    init(asyncId, type) {
+      lastInit = asyncId;
+      if (TRACKED.has(type)) live.set(asyncId, type);
+    },
+    destroy(asyncId) {
+      live.delete(asyncId);
+    },
+  }).enable();
+  const alive = (): string[] => {
+    const counts = new Map<string, number>();
+    for (const type of live.values()) counts.set(type, (counts.get(type) ?? 0) + 1);
+    return [...counts].map(([type, n]) => `${type} x${n}`);
+  };
+  /** Waits for `schedule` to call back, without counting the timer it creates (init fires synchronously). */
+  const untracked = (schedule: (resolve: () => void) => void): Promise<void> =>
+    new Promise<void>((resolve) => {
+      const before = lastInit;
+      schedule(resolve);
+      if (lastInit !== before) live.delete(lastInit);
+    });
+  return {
+    alive,
+    async settle(withinMs = 1000) {
+      const deadline = Date.now() + withinMs;
+      try {
+        for (;;) {
+          await untracked((resolve) => setImmediate(resolve));
+          if (live.size === 0 || Date.now() >= deadline) return alive();
+          await untracked((resolve) => setTimeout(resolve, 5));
+        }
+      } finally {
+        hook.disable();
+      }
+    },
+  };
 }
