@@ -1,0 +1,42 @@
+#!/bin/sh
+# Makes this checkout ready to run: system packages (apt, as root), npm dependencies (npm ci)
+# and the TypeScript build. Idempotent and quick when nothing changed, so `npm test` and
+# `npm run up` call it every time. Usage: sh scripts/ensure-deps.sh [--quiet]
+set -eu
+cd "$(dirname "$0")/.."
+quiet=${1:-}
+say() { [ "$quiet" = "--quiet" ] || echo "ensure-deps: $*" >&2; }
+
+# 1. Node.js >= 20.19 (require(esm) and the npm pins in ../shared/ENVIRONMENT.md assume it).
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' || {
+  echo "ensure-deps: Node.js >= 20.19 is required (found $(node --version))" >&2
+  exit 1
+}
+
+# 2. System packages, one per line in scripts/system-packages.txt ('#' starts a comment).
+missing=""
+for pkg in $(sed -e 's/#.*//' scripts/system-packages.txt); do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "ensure-deps: missing system packages:$missing (run this script as root, or apt-get install them)" >&2
+    exit 1
+  fi
+  say "installing system packages:$missing"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# 3. npm dependencies, reinstalled when package-lock.json changed since the last install.
+stamp=node_modules/.kubernel-lock.sha256
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  say "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > "$stamp"
+fi
+
+# 4. Build (tsc -b is incremental: a no-op when nothing changed).
+say "building"
+npx tsc -b
