@@ -17,11 +17,12 @@ const version = (createRequire(import.meta.url)('../../package.json') as { versi
 const out = (s: string): void => void process.stdout.write(s);
 const err = (s: string): void => void process.stderr.write(s.endsWith('\n') ? s : `${s}\n`);
 
-function runOptions(cmd: Command): Command {
+/** Health ports follow the Kubernetes components': controller manager 10257, kubelet 10248. */
+function runOptions(cmd: Command, healthPort: number): Command {
   return cmd
     .option('--data-dir <dir>', 'directory for the node\'s state', defaultDataDir())
     .option('--distribution <file>', 'distribution file listing the plugins per role', DEFAULT_DISTRIBUTION)
-    .option('--healthz-bind-address <host:port>', 'where /livez, /readyz and /metrics are served (loopback only: no auth)', '127.0.0.1:10258')
+    .option('--healthz-bind-address <host:port>', 'where /livez, /readyz and /metrics are served (loopback only: no auth)', `127.0.0.1:${healthPort}`)
     .addOption(new Option('--log-level <level>', 'minimum level of the JSON logs on stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'));
 }
 
@@ -66,13 +67,13 @@ plugins
     exitCode = await pluginsValidate(file, out, err);
   });
 
-runOptions(program.command('up'))
+runOptions(program.command('up'), 10257)
   .description('run a whole single-node cluster (server and agent roles) in the foreground until SIGINT/SIGTERM')
   .action(run(['server', 'agent'], 'up'));
-runOptions(program.command('server'))
+runOptions(program.command('server'), 10257)
   .description('run the control-plane role in the foreground until SIGINT/SIGTERM')
   .action(run(['server'], 'server'));
-runOptions(program.command('agent'))
+runOptions(program.command('agent'), 10248)
   .description('run the node role in the foreground until SIGINT/SIGTERM')
   .action(run(['agent'], 'agent'));
 
