@@ -28,7 +28,13 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
-# 3. npm dependencies, reinstalled when package-lock.json changed since the last install.
+# 3. nats-server 2.10 (fsync per write) from Debian trixie, into tools/bin (see the script).
+if ! tools/bin/nats-server --version 2>/dev/null | grep -q 'v2\.10\.'; then
+  say "fetching nats-server 2.10 into tools/bin"
+  sh scripts/fetch-nats-server.sh
+fi
+
+# 4. npm dependencies, reinstalled when package-lock.json changed since the last install.
 stamp=node_modules/.kubernel-lock.sha256
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
@@ -37,6 +43,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-# 4. Build (tsc -b is incremental: a no-op when nothing changed).
+# 5. Build (tsc -b is incremental: a no-op when nothing changed).
 say "building"
 npx tsc -b

@@ -26,3 +26,4 @@ export { startHealthServer } from './kernel/health-server.js';
 export type { HealthServer } from './kernel/health-server.js';
 export { createLogger } from './logging.js';
 export { parseDuration } from './util/duration.js';
+export * from './store/index.js';
