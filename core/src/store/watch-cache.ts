@@ -1,5 +1,5 @@
 import { delay, describeError, type Logger } from '@kubernel/sdk';
-import sortedBtree, { type default as SortedBTree } from 'sorted-btree';
+import sortedBtree from 'sorted-btree';
 import { deepFreeze, type Codec } from './codec.js';
 import { ExpiredError, InvalidContinueError, StoreUnavailableError, TooLargeRevisionError, TooOldError } from './errors.js';
 import { fromSubjectKey, toSubjectKey as subjectKeyOf } from './keys.js';
@@ -64,7 +64,7 @@ export interface WatchOptions {
 
 // sorted-btree is CommonJS with `exports.default`: under NodeNext the class is `.default`.
 const BTree = sortedBtree.default;
-type Index = SortedBTree<string, StoreEntry>;
+type Index = InstanceType<typeof BTree<string, StoreEntry>>;
 
 /**
  * The in-memory view of the whole bucket that serves reads, lists and watches: one NATS ordered
