@@ -23,6 +23,9 @@ export interface WatchCacheOptions {
   readonly compactionIntervalMs: number;
 }
 
+/** What the cache needs from NATS (the {@link NatsBackend} methods it uses; tests pass a fake). */
+export type CacheBackend = Pick<NatsBackend, 'tail' | 'streamState' | 'purgeBefore'>;
+
 /** A change as the cache records it in its window. */
 interface CacheEvent {
   readonly type: 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -98,7 +101,7 @@ export class WatchCache {
   revision = 0;
 
   constructor(
-    private readonly backend: NatsBackend,
+    private readonly backend: CacheBackend,
     private readonly codec: Codec,
     private readonly options: WatchCacheOptions,
     private readonly log: Logger,
