@@ -5,6 +5,9 @@
  */
 export class StoreError extends Error {
   override readonly name: string = 'StoreError';
+  constructor(message?: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
 }
 
 /** `create` of a key that exists. */

@@ -77,6 +77,23 @@ export class WrongRevisionError extends Error {
   override readonly name = 'WrongRevisionError';
 }
 
+/**
+ * NATS did not answer (timeout, no responders, connection down). For a write, whether it was
+ * applied is unknown.
+ */
+export class BackendUnavailableError extends Error {
+  override readonly name = 'BackendUnavailableError';
+}
+
+/** Rethrows NATS client errors that are not JetStream API answers as {@link BackendUnavailableError}. */
+function unavailable(err: unknown): never {
+  const e = err as { api_error?: unknown; code?: string; message?: string };
+  if (err instanceof Error && e.api_error === undefined && typeof e.code === 'string') {
+    throw new BackendUnavailableError(`NATS is unavailable: ${e.message ?? e.code}`, { cause: err });
+  }
+  throw err;
+}
+
 const WRONG_LAST_SEQUENCE = 10071;
 const STREAM_NAME_IN_USE = 10058;
 const OP_HEADER = 'KV-Operation';
@@ -132,10 +149,22 @@ export class NatsBackend {
       }
     })();
     const js = nc.jetstream({ timeout: 10_000 });
-    const jsm = await nc.jetstreamManager({ timeout: 10_000 });
-    const backend = new NatsBackend(nc, js, jsm, options);
-    await backend.ensureBucket();
-    return backend;
+    // A cluster that is still electing its JetStream leader refuses requests for a while.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const jsm = await nc.jetstreamManager({ timeout: 10_000 });
+        const backend = new NatsBackend(nc, js, jsm, options);
+        await backend.ensureBucket();
+        return backend;
+      } catch (err) {
+        if (attempt >= 60) {
+          await nc.close();
+          throw err;
+        }
+        log.warn({ attempt }, `creating the bucket failed (${(err as Error).message}); retrying`);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
   }
 
   private async ensureBucket(): Promise<void> {
@@ -180,7 +209,7 @@ export class NatsBackend {
       return ack.seq;
     } catch (err) {
       if (apiErrorCode(err) === WRONG_LAST_SEQUENCE) throw new WrongRevisionError((err as Error).message);
-      throw err;
+      return unavailable(err);
     }
   }
 
@@ -192,19 +221,19 @@ export class NatsBackend {
       return { revision: sm.seq, key, op: op === 'DEL' || op === 'PURGE' ? 'DEL' : 'PUT', data: sm.data };
     } catch (err) {
       if ((err as { code?: string }).code === '404' || /no message found/i.test((err as Error).message)) return undefined;
-      throw err;
+      return unavailable(err);
     }
   }
 
   /** The bucket's current revision (its stream's last sequence), from the stream leader. */
   async lastRevision(): Promise<number> {
-    const info = await this.jsm.streams.info(this.stream);
+    const info = await this.jsm.streams.info(this.stream).catch(unavailable);
     return info.state.last_seq;
   }
 
   /** How many entries the bucket holds and its first and last revisions. */
   async streamState(): Promise<{ messages: number; firstRevision: number; lastRevision: number }> {
-    const { state } = await this.jsm.streams.info(this.stream);
+    const { state } = await this.jsm.streams.info(this.stream).catch(unavailable);
     return { messages: state.messages, firstRevision: state.first_seq, lastRevision: state.last_seq };
   }
 
@@ -241,7 +270,7 @@ export class NatsBackend {
 
   /** Removes the entries of `key` older than `revision` (compaction of a deleted key's history). */
   async purgeBefore(key: string, revision: number): Promise<number> {
-    const r = await this.jsm.streams.purge(this.stream, { filter: this.subjectPrefix + key, seq: revision });
+    const r = await this.jsm.streams.purge(this.stream, { filter: this.subjectPrefix + key, seq: revision }).catch(unavailable);
     return r.purged;
   }
 

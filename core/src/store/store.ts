@@ -2,7 +2,7 @@ import { describeError, type Logger, type Registry } from '@kubernel/sdk';
 import { deepFreeze, jsonCodec, type Codec } from './codec.js';
 import { ConflictError, KeyExistsError, NotFoundError, StoreUnavailableError } from './errors.js';
 import { checkPrefix, toSubjectKey } from './keys.js';
-import { NatsBackend, WrongRevisionError, type BackendOptions } from './nats-backend.js';
+import { BackendUnavailableError, NatsBackend, WrongRevisionError, type BackendOptions } from './nats-backend.js';
 import { StoreMetrics } from './store-metrics.js';
 import { WatchCache, type ListOptions, type ListResult, type WatchCacheOptions, type WatchOptions } from './watch-cache.js';
 import type { StoreEntry, Watch } from './watcher.js';
@@ -123,6 +123,7 @@ export class Store {
       return result;
     } catch (err) {
       end({ result: (err as Error).name ?? 'error' });
+      if (err instanceof BackendUnavailableError) throw new StoreUnavailableError(err.message, { cause: err });
       throw err;
     }
   }
@@ -161,6 +162,13 @@ export class Store {
   update(key: string, value: unknown, expectedRevision: number): Promise<StoreEntry> {
     return this.timed('update', async () => {
       const subject = toSubjectKey(key);
+      // The compare-and-swap below cannot tell a value from a tombstone at the expected revision:
+      // unless the cache holds a value at that revision, ask the leader what it is.
+      if (this.cache.get(key)?.revision !== expectedRevision) {
+        const last = await this.backend.last(subject);
+        if (!last || last.op === 'DEL') throw new NotFoundError(key);
+        if (last.revision !== expectedRevision) throw new ConflictError(key, expectedRevision, last.revision);
+      }
       try {
         return { key, value, revision: await this.backend.put(subject, this.codec.encode(key, value), expectedRevision) };
       } catch (err) {
