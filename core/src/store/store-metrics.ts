@@ -10,6 +10,7 @@ export class StoreMetrics {
   readonly cacheObjects: Gauge;
   readonly watchers: Gauge;
   readonly relists: Counter;
+  readonly resumes: Counter;
   readonly connected: Gauge;
 
   constructor(registry: Registry) {
@@ -29,6 +30,7 @@ export class StoreMetrics {
     this.cacheObjects = m.gauge({ name: 'kubernel_store_watch_cache_objects', help: 'Keys held by the watch cache.' });
     this.watchers = m.gauge({ name: 'kubernel_store_watchers', help: 'Open watches served by the watch cache.' });
     this.relists = m.counter({ name: 'kubernel_store_watch_cache_relists_total', help: 'Times the watch cache re-read the bucket after a gap or consumer failure.' });
+    this.resumes = m.counter({ name: 'kubernel_store_watch_cache_resumes_total', help: 'Times the watch cache restarted its stalled NATS consumer from its next revision.' });
     this.connected = m.gauge({ name: 'kubernel_store_nats_connected', help: '1 while connected to NATS.' });
   }
 }

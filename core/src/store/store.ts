@@ -38,6 +38,7 @@ export const STORE_DEFAULTS = {
     snapshotTtlMs: 5 * 60_000,
     compactionMinAgeMs: 5 * 60_000,
     compactionIntervalMs: 5 * 60_000,
+    stallCheckIntervalMs: 1000,
   } satisfies WatchCacheOptions,
 } as const;
 

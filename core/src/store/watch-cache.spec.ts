@@ -11,14 +11,16 @@ import { WatchClosedError, type Watch, type WatchEvent } from './watcher.js';
 /** A scripted stand-in for NATS: the test pushes records into the cache's tail. */
 class FakeBackend implements CacheBackend {
   tails = 0;
+  froms: Array<'latest-per-key' | number> = [];
   purged: Array<[string, number]> = [];
   private onRecord?: (r: TailRecord) => void;
   constructor(public state = { messages: 0, firstRevision: 0, lastRevision: 0 }) {}
   async streamState() {
     return this.state;
   }
-  async tail(_filter: string, _from: 'latest-per-key' | number, onRecord: (r: TailRecord) => void): Promise<Tail> {
+  async tail(_filter: string, from: 'latest-per-key' | number, onRecord: (r: TailRecord) => void): Promise<Tail> {
     this.tails++;
+    this.froms.push(from);
     this.onRecord = onRecord;
     return { stop: () => undefined, done: new Promise(() => undefined) };
   }
@@ -41,6 +43,7 @@ const options: WatchCacheOptions = {
   snapshotTtlMs: 60_000,
   compactionMinAgeMs: 0,
   compactionIntervalMs: 0,
+  stallCheckIntervalMs: 60_000,
 };
 
 async function take(watch: Watch, n: number): Promise<WatchEvent[]> {
@@ -124,6 +127,18 @@ describe('WatchCache (scripted backend)', () => {
     const err = await take(watch, 1).then(() => undefined, (e: unknown) => e);
     expect(err).to.be.instanceOf(TooOldError);
     expect(await host.registry.getSingleMetricAsString('kubernel_store_watch_cache_relists_total')).to.match(/ 1$/);
+  });
+
+  it('restarts a stalled consumer from its next revision, keeping its state', async () => {
+    await start({ stallCheckIntervalMs: 5 });
+    backend.put(1, '/r/a', {});
+    const watch = cache.watch('/r/');
+    backend.state = { messages: 2, firstRevision: 1, lastRevision: 2 };
+    await new Promise((r) => setTimeout(r, 60));
+    expect(backend.froms.slice(0, 2)).to.deep.equal(['latest-per-key', 2]);
+    backend.put(2, '/r/b', {});
+    expect(brief(await take(watch, 1))).to.deep.equal(['ADDED /r/b 2']);
+    expect(cache.get('/r/a')).to.not.equal(undefined);
   });
 
   it('waits for a revision, and times out with TooLargeRevisionError', async () => {

@@ -21,6 +21,12 @@ export interface WatchCacheOptions {
   readonly compactionMinAgeMs: number;
   /** How often compaction runs; 0 disables it. */
   readonly compactionIntervalMs: number;
+  /**
+   * How often the cache checks that it keeps up with the bucket. Two checks in a row without
+   * progress while the bucket is ahead restart its consumer from the next revision (a consumer
+   * lost with a failed cluster node can take the client long to notice).
+   */
+  readonly stallCheckIntervalMs: number;
 }
 
 /** What the cache needs from NATS (the {@link NatsBackend} methods it uses; tests pass a fake). */
@@ -97,6 +103,7 @@ export class WatchCache {
   private readonly tombstones = new Map<string, { revision: number; seenAt: number }>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readyWaiters: Array<() => void> = [];
+  private stalledAt?: number;
   /** The revision of the last entry applied. */
   revision = 0;
 
@@ -131,6 +138,7 @@ export class WatchCache {
     if (this.options.compactionIntervalMs > 0) {
       this.timers.push(setInterval(() => void this.compact(), this.options.compactionIntervalMs));
     }
+    this.timers.push(setInterval(() => void this.checkStall(), this.options.stallCheckIntervalMs));
     await this.untilReady();
   }
 
@@ -161,9 +169,16 @@ export class WatchCache {
     const state = await this.backend.streamState();
     this.revision = 0;
     let sawAny = false;
-    this.tail = await this.backend.tail('>', 'latest-per-key', (record) => {
+    await this.follow(generation, 'latest-per-key', () => (sawAny = true));
+    // An empty bucket delivers nothing: the cache is caught up at the stream's last revision.
+    if (state.messages === 0 && !sawAny) this.goLive(state.lastRevision);
+  }
+
+  /** Starts the NATS consumer for this generation of the cache. */
+  private async follow(generation: number, from: 'latest-per-key' | number, onAny?: () => void): Promise<void> {
+    this.tail = await this.backend.tail('>', from, (record) => {
       if (generation !== this.generation) return;
-      sawAny = true;
+      onAny?.();
       this.onRecord(record);
     });
     void this.tail.done.then(
@@ -172,8 +187,36 @@ export class WatchCache {
         if (!this.stopped && generation === this.generation) this.relist(`the NATS consumer failed: ${describeError(err)}`);
       },
     );
-    // An empty bucket delivers nothing: the cache is caught up at the stream's last revision.
-    if (state.messages === 0 && !sawAny) this.goLive(state.lastRevision);
+  }
+
+  /** Restarts the consumer from the next revision when the cache has stopped progressing. */
+  private async checkStall(): Promise<void> {
+    if (!this.live || this.stopped) return;
+    const seen = this.revision;
+    let last: number;
+    try {
+      last = (await this.backend.streamState()).lastRevision;
+    } catch {
+      return;
+    }
+    if (last <= this.revision || seen !== this.revision) {
+      this.stalledAt = undefined;
+      return;
+    }
+    if (this.stalledAt !== seen) {
+      this.stalledAt = seen;
+      return;
+    }
+    this.stalledAt = undefined;
+    this.log.warn({ revision: seen, bucket: last }, `watch cache stalled at revision ${seen} while the bucket is at ${last}; restarting its consumer`);
+    this.metrics.resumes.inc();
+    this.tail?.stop();
+    const generation = ++this.generation;
+    try {
+      await this.follow(generation, seen + 1);
+    } catch (err) {
+      this.log.warn({ err }, 'restarting the watch cache consumer failed; will retry');
+    }
   }
 
   private onRecord(record: TailRecord): void {
