@@ -1,11 +1,20 @@
 #!/bin/sh
 # Makes this checkout ready to run: system packages (apt, as root), npm dependencies (npm ci)
 # and the TypeScript build. Idempotent and quick when nothing changed, so `npm test` and
-# `npm run up` call it every time. Usage: sh scripts/ensure-deps.sh [--quiet]
+# `npm run up` call it every time.
+# Usage: sh scripts/ensure-deps.sh [--quiet] [--bench]   (--bench adds what the benchmarks need)
 set -eu
 cd "$(dirname "$0")/.."
-quiet=${1:-}
-say() { [ "$quiet" = "--quiet" ] || echo "ensure-deps: $*" >&2; }
+quiet=""
+bench=""
+for arg in "$@"; do
+  case "$arg" in
+    --quiet) quiet=1 ;;
+    --bench) bench=1 ;;
+    *) echo "ensure-deps: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+say() { [ -n "$quiet" ] || echo "ensure-deps: $*" >&2; }
 
 # 1. Node.js >= 20.19 (require(esm) and the npm pins in ../shared/ENVIRONMENT.md assume it).
 node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' || {
@@ -13,9 +22,12 @@ node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(
   exit 1
 }
 
-# 2. System packages, one per line in scripts/system-packages.txt ('#' starts a comment).
+# 2. System packages, one per line in scripts/system-packages.txt (and bench-packages.txt with
+#    --bench); '#' starts a comment.
 missing=""
-for pkg in $(sed -e 's/#.*//' scripts/system-packages.txt); do
+lists=scripts/system-packages.txt
+[ -z "$bench" ] || lists="$lists scripts/bench-packages.txt"
+for pkg in $(cat $lists | sed -e 's/#.*//'); do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $pkg"
 done
 if [ -n "$missing" ]; then
