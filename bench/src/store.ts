@@ -25,6 +25,7 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '64' },
     list: { type: 'string', default: '20000' },
     watch: { type: 'string', default: '2000' },
+    rounds: { type: 'string', default: '3' },
   },
 });
 const N = {
@@ -33,6 +34,7 @@ const N = {
   concurrency: Number(args.concurrency),
   list: Number(args.list),
   watch: Number(args.watch),
+  rounds: Number(args.rounds),
 };
 
 /** A 1 KiB object, shaped like a ConfigMap. */
@@ -177,45 +179,73 @@ async function run(make: (dir: string) => Promise<Subject>): Promise<Results> {
 
 const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
 
+/** The median of each numeric figure over several rounds of one subject. */
+function median(rounds: Results[]): Results {
+  const mid = (pick: (r: Results) => number): number => {
+    const v = rounds.map(pick).sort((a, b) => a - b);
+    return v[Math.floor((v.length - 1) / 2)]!;
+  };
+  const phase = (pick: (r: Results) => PhaseResult): PhaseResult => ({
+    opsPerSecond: mid((r) => pick(r).opsPerSecond),
+    p50: mid((r) => pick(r).p50),
+    p99: mid((r) => pick(r).p99),
+  });
+  return {
+    label: rounds[0]!.label,
+    seqCreate: phase((r) => r.seqCreate),
+    parCreate: phase((r) => r.parCreate),
+    parCas: phase((r) => r.parCas),
+    listP50: mid((r) => r.listP50),
+    listP99: mid((r) => r.listP99),
+    watchAckP50: mid((r) => r.watchAckP50),
+    watchAckP99: mid((r) => r.watchAckP99),
+    watchStartP50: mid((r) => r.watchStartP50),
+    watchStartP99: mid((r) => r.watchStartP99),
+    rss: mid((r) => r.rss),
+    peak: mid((r) => r.peak),
+  };
+}
+
 async function main(): Promise<void> {
   process.stderr.write(`bench/store: 1 KiB objects; ${JSON.stringify(N)}\n`);
-  const etcd = await run(etcdSubject);
-  const fsync = await run((dir) => natsSubject('always', dir));
-  const nofsync = await run((dir) => natsSubject('interval', dir));
-  const rows: Array<[string, (r: Results) => string, ((r: Results) => number) | undefined, boolean]> = [
-    [`sequential create, ops/s`, (r) => fmt(r.seqCreate.opsPerSecond), (r) => r.seqCreate.opsPerSecond, true],
-    [`  latency p50 / p99, ms`, (r) => `${fmt(r.seqCreate.p50, 2)} / ${fmt(r.seqCreate.p99, 2)}`, undefined, false],
-    [`${N.concurrency}-in-flight create, ops/s`, (r) => fmt(r.parCreate.opsPerSecond), (r) => r.parCreate.opsPerSecond, true],
-    [`  latency p50 / p99, ms`, (r) => `${fmt(r.parCreate.p50, 2)} / ${fmt(r.parCreate.p99, 2)}`, undefined, false],
-    [`${N.concurrency}-in-flight CAS update, ops/s`, (r) => fmt(r.parCas.opsPerSecond), (r) => r.parCas.opsPerSecond, true],
-    [`  latency p50 / p99, ms`, (r) => `${fmt(r.parCas.p50, 2)} / ${fmt(r.parCas.p99, 2)}`, undefined, false],
-    [`list ${N.list} objects p50 / p99, ms`, (r) => `${fmt(r.listP50, 1)} / ${fmt(r.listP99, 1)}`, (r) => r.listP50, false],
-    [`watch delivery ack->receipt p50 / p99, ms`, (r) => `${fmt(r.watchAckP50, 2)} / ${fmt(r.watchAckP99, 2)}`, (r) => r.watchAckP99, false],
-    [`watch delivery write start->receipt p50 / p99, ms`, (r) => `${fmt(r.watchStartP50, 2)} / ${fmt(r.watchStartP99, 2)}`, undefined, false],
-    [`server RSS / peak, MiB`, (r) => `${fmt(r.rss)} / ${fmt(r.peak)}`, undefined, false],
+  const all: Record<'etcd' | 'fsync' | 'nofsync', Results[]> = { etcd: [], fsync: [], nofsync: [] };
+  for (let round = 1; round <= N.rounds; round++) {
+    process.stderr.write(`round ${round} of ${N.rounds}\n`);
+    all.etcd.push(await run(etcdSubject));
+    all.fsync.push(await run((dir) => natsSubject('always', dir)));
+    all.nofsync.push(await run((dir) => natsSubject('interval', dir)));
+  }
+  const etcd = median(all.etcd);
+  const fsync = median(all.fsync);
+  const nofsync = median(all.nofsync);
+  type Row = [label: string, show: (r: Results) => string, ratio?: (r: Results) => number];
+  const rows: Row[] = [
+    ['sequential create, ops/s (higher is better)', (r) => fmt(r.seqCreate.opsPerSecond), (r) => r.seqCreate.opsPerSecond],
+    ['  latency p50 / p99, ms', (r) => `${fmt(r.seqCreate.p50, 2)} / ${fmt(r.seqCreate.p99, 2)}`],
+    [`${N.concurrency}-in-flight create, ops/s (higher is better)`, (r) => fmt(r.parCreate.opsPerSecond), (r) => r.parCreate.opsPerSecond],
+    ['  latency p50 / p99, ms', (r) => `${fmt(r.parCreate.p50, 2)} / ${fmt(r.parCreate.p99, 2)}`],
+    [`${N.concurrency}-in-flight CAS update, ops/s (higher is better)`, (r) => fmt(r.parCas.opsPerSecond), (r) => r.parCas.opsPerSecond],
+    ['  latency p50 / p99, ms', (r) => `${fmt(r.parCas.p50, 2)} / ${fmt(r.parCas.p99, 2)}`],
+    [`list ${N.list} objects p50 / p99, ms (lower is better)`, (r) => `${fmt(r.listP50, 1)} / ${fmt(r.listP99, 1)}`, (r) => r.listP50],
+    ['watch ack->receipt p50 / p99, ms (lower is better)', (r) => `${fmt(r.watchAckP50, 2)} / ${fmt(r.watchAckP99, 2)}`, (r) => r.watchAckP99],
+    ['watch write start->receipt p50 / p99, ms', (r) => `${fmt(r.watchStartP50, 2)} / ${fmt(r.watchStartP99, 2)}`, (r) => r.watchStartP99],
+    ['server RSS / peak, MiB', (r) => `${fmt(r.rss)} / ${fmt(r.peak)}`],
   ];
-  const width = Math.max(...rows.map((r) => r[0].length)) + 2;
-  const col = 22;
+  const table: string[][] = [['', etcd.label, fsync.label, 'NATS/etcd', `${nofsync.label} (no fsync: not comparable)`]];
+  for (const [label, show, ratio] of rows) table.push([label, show(etcd), show(fsync), ratio ? `${fmt(ratio(fsync) / ratio(etcd), 2)}x` : '', show(nofsync)]);
+  const widths = table[0]!.map((_, c) => Math.max(...table.map((row) => row[c]!.length)) + 3);
   const lines = [
     '',
     `bench/store on ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, Node.js ${process.version}, ${new Date().toISOString()}`,
-    `1 KiB objects; ${N.seq} sequential creates, ${N.parallel} creates and CAS updates at ${N.concurrency} in flight, lists of ${N.list}, ${N.watch} watched writes`,
+    `1 KiB objects; ${N.seq} sequential creates, ${N.parallel} creates and CAS updates at ${N.concurrency} in flight, lists of ${N.list}, ${N.watch} watched writes;`,
+    `median of ${N.rounds} round(s), the systems interleaved in each round`,
     '',
-    `${''.padEnd(width)}${etcd.label.padEnd(col)}${fsync.label.padEnd(col)}${'NATS/etcd'.padEnd(12)}${nofsync.label} (not comparable: no fsync)`,
-  ];
-  for (const [name, show, value, higherIsBetter] of rows) {
-    let ratio = '';
-    if (value) {
-      const r = value(fsync) / value(etcd);
-      ratio = `${fmt(r, 2)}x${higherIsBetter ? '' : ' (lower is better)'}`;
-    }
-    lines.push(`${name.padEnd(width)}${show(etcd).padEnd(col)}${show(fsync).padEnd(col)}${ratio.padEnd(12)}${show(nofsync)}`);
-  }
-  lines.push(
+    ...table.map((row) => row.map((cell, c) => cell.padEnd(widths[c]!)).join('').trimEnd()),
     '',
+    'Ratios compare the two fsync-per-write columns (latency ratios: p99, or p50 for lists).',
     'Kubernel lists and watches are served from its watch cache after a consistent revision check; etcd lists are linearizable Range calls.',
-    'Reproduce: npm run bench:store   (needs etcd-server; scripts/ensure-deps.sh --bench installs it)',
-  );
+    'Reproduce: npm run bench:store   (scripts/ensure-deps.sh --bench installs etcd-server)',
+  ];
   process.stdout.write(lines.join('\n') + '\n');
 }
 

@@ -128,6 +128,8 @@ export class NatsBackend {
       waitOnFirstConnect: true,
       timeout: 10_000,
       pingInterval: 10_000,
+      // No stack capture per request: it cost ~20% of the client's CPU per write.
+      noAsyncTraces: true,
       ...(options.token ? { token: options.token } : {}),
       ...(options.user ? { user: options.user, pass: options.password ?? '' } : {}),
       ...(options.credsFile ? { authenticator: credsAuthenticator(readFileSync(options.credsFile)) } : {}),
