@@ -23,7 +23,7 @@ export type { LoadedPlugin, LoadResult } from './kernel/plugin-loader.js';
 export { PLUGIN_STATES, aggregateHealth } from './kernel/plugin-status.js';
 export type { PluginState, PluginStatus, KernelHealth } from './kernel/plugin-status.js';
 export { startHealthServer } from './kernel/health-server.js';
-export type { HealthServer } from './kernel/health-server.js';
+export type { HealthServer, NamedCheck } from './kernel/health-server.js';
 export { createLogger } from './logging.js';
 export { parseDuration } from './util/duration.js';
 export * from './store/index.js';

@@ -1,8 +1,9 @@
 import { expect } from 'chai';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FIXTURES, KUBERNEL_BIN, ROOT } from './helpers/paths.js';
+import { startTestNats } from './helpers/nats.js';
 import { run, start, type Started } from './helpers/processes.js';
 
 const kubernel = (...args: string[]) => run(process.execPath, [KUBERNEL_BIN, ...args]);
@@ -101,9 +102,10 @@ describe('kubernel command', () => {
       const p = up(fixture('good'));
       const [, address] = await p.waitFor(/ready; health at http:\/\/([\d.:]+)\/readyz/);
       expect(p.stdout()).to.contain('starting admission plugin echo').and.contain('✓ configurable running');
+      expect(p.stdout()).to.match(/✓ store ready \(embedded nats-server 2\.10\.\d+ on nats:\/\/127\.0\.0\.1:\d+, fsync per write; revision 0, 0 object\(s\)\)/);
       const ready = await get(`http://${address}/readyz?verbose`);
       expect(ready.status).to.equal(200);
-      expect(ready.body).to.contain('[+]plugin/ticker ok').and.contain('[+]plugin/configurable ok');
+      expect(ready.body).to.contain('[+]store ok').and.contain('[+]plugin/ticker ok').and.contain('[+]plugin/configurable ok');
       const metrics = await get(`http://${address}/metrics`);
       expect(metrics.body).to.match(/fixture_ticks_total \d+/);
       expect(metrics.body).to.contain('kubernel_plugin_state{plugin="ticker",kind="controller",state="running"} 1');
@@ -160,10 +162,28 @@ describe('kubernel command', () => {
       expect(done.stderr).to.contain('cannot load the distribution\'s plugins').and.contain('config/port: must be <= 65535');
     });
 
+    it('runs the control plane on an external NATS server with `kubernel server --nats`', async () => {
+      const nats = await startTestNats({ token: 'sesame' });
+      try {
+        writeFileSync(join(dataDir, 'token'), 'sesame\n');
+        proc = start(process.execPath, [
+          KUBERNEL_BIN, 'server', '--data-dir', dataDir, '--distribution', fixture('good'), '--healthz-bind-address', '127.0.0.1:0',
+          '--nats', nats.server.url, '--nats-token-file', join(dataDir, 'token'),
+        ]);
+        await proc.waitFor(/ready; health at/);
+        expect(proc.stdout()).to.contain(`connecting to NATS at ${nats.server.url}`).and.contain('✓ store ready (external NATS');
+        expect(existsSync(join(dataDir, 'nats'))).to.equal(false);
+        proc.child.kill('SIGTERM');
+        expect((await proc.exited).code).to.equal(0);
+      } finally {
+        await nats.dispose();
+      }
+    });
+
     it('runs only the agent role with `kubernel agent`', async () => {
       proc = start(process.execPath, [KUBERNEL_BIN, 'agent', '--data-dir', dataDir, '--distribution', fixture('good'), '--healthz-bind-address', '127.0.0.1:0']);
       await proc.waitFor(/ready; health at/);
-      expect(proc.stdout()).to.contain('roles agent;').and.contain('1 plugin(s)').and.contain('configurable');
+      expect(proc.stdout()).to.contain('roles agent;').and.contain('1 plugin(s)').and.contain('configurable').and.not.contain('store');
       proc.child.kill('SIGTERM');
       expect((await proc.exited).code).to.equal(0);
     });

@@ -26,6 +26,15 @@ function runOptions(cmd: Command, healthPort: number): Command {
     .addOption(new Option('--log-level <level>', 'minimum level of the JSON logs on stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'));
 }
 
+/** Where the control plane's store lives: the embedded nats-server, or an external NATS cluster. */
+function natsOptions(cmd: Command): Command {
+  return cmd
+    .option('--nats <urls>', 'external NATS servers, comma-separated (default: an embedded nats-server under the data dir)')
+    .option('--nats-token-file <file>', 'file holding the token for the external NATS servers')
+    .option('--nats-creds <file>', 'NATS .creds file for the external NATS servers')
+    .addOption(new Option('--nats-replicas <n>', 'bucket replicas on an external cluster').choices(['1', '3', '5']));
+}
+
 let exitCode: number = EXIT.ok;
 const run = (roles: readonly Role[], name: string) => async (opts: RunOptions) => {
   const { runRoles } = await import('./run-command.js');
@@ -67,10 +76,10 @@ plugins
     exitCode = await pluginsValidate(file, out, err);
   });
 
-runOptions(program.command('up'), 10257)
+natsOptions(runOptions(program.command('up'), 10257))
   .description('run a whole single-node cluster (server and agent roles) in the foreground until SIGINT/SIGTERM')
   .action(run(['server', 'agent'], 'up'));
-runOptions(program.command('server'), 10257)
+natsOptions(runOptions(program.command('server'), 10257))
   .description('run the control-plane role in the foreground until SIGINT/SIGTERM')
   .action(run(['server'], 'server'));
 runOptions(program.command('agent'), 10248)

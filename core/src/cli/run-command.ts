@@ -1,12 +1,13 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { describeError, type Role } from '@kubernel/sdk';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { bootKernel, PluginLoadError } from '../kernel/boot.js';
 import { DistributionError } from '../kernel/distribution.js';
 import { KernelStartError } from '../kernel/kernel.js';
-import { startHealthServer, type HealthServer } from '../kernel/health-server.js';
+import { startHealthServer, type HealthServer, type NamedCheck } from '../kernel/health-server.js';
 import { createLogger } from '../logging.js';
+import { openStore, type OpenedStore } from '../store/embedded.js';
 
 /** Options shared by `up`, `server` and `agent`. */
 export interface RunOptions {
@@ -14,6 +15,14 @@ export interface RunOptions {
   readonly distribution: string;
   readonly healthzBindAddress: string;
   readonly logLevel: string;
+  /** External NATS servers, comma-separated; the embedded nats-server when absent. */
+  readonly nats?: string;
+  /** A file holding the token for external NATS servers. */
+  readonly natsTokenFile?: string;
+  /** A NATS `.creds` file for external servers. */
+  readonly natsCreds?: string;
+  /** Bucket replicas on an external cluster. */
+  readonly natsReplicas?: string;
 }
 
 /** Parses `host:port` (IPv6 in brackets); undefined when malformed. */
@@ -59,6 +68,39 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
   const count = kernel.statuses().length;
   out(`  distribution ${distribution.name} (${distribution.path}): ${count} plugin(s)\n`);
 
+  let store: OpenedStore | undefined;
+  if (roles.includes('server')) {
+    const servers = opts.nats?.split(',').map((u) => u.trim()).filter(Boolean);
+    out(servers ? `  connecting to NATS at ${servers.join(', ')}\n` : '  starting the store on an embedded nats-server\n');
+    try {
+      store = await openStore({
+        dataDir,
+        ...(servers ? { servers } : {}),
+        auth: {
+          ...(opts.natsTokenFile ? { token: (await readFile(opts.natsTokenFile, 'utf8')).trim() } : {}),
+          ...(opts.natsCreds ? { credsFile: opts.natsCreds } : {}),
+        },
+        ...(opts.natsReplicas ? { replicas: Number(opts.natsReplicas) } : {}),
+        logger,
+        registry,
+      });
+    } catch (e) {
+      err(`error: the store did not start: ${describeError(e)}\n`);
+      return 1;
+    }
+    const h = store.store.health();
+    const where = store.server ? `embedded nats-server ${store.server.version?.text} on ${store.server.url}, ${store.server.sync === 'always' ? 'fsync per write' : 'no fsync per write'}` : 'external NATS';
+    out(`  ✓ store ready (${where}; revision ${h.revision}, ${h.objects} object(s))\n`);
+  }
+  const checks = (): NamedCheck[] => {
+    const list = kernel.checks();
+    if (store) {
+      const h = store.store.health();
+      list.unshift({ name: 'store', live: true, ready: h.connected && h.cacheReady, reason: h.connected ? 'watch cache catching up' : 'NATS unreachable' });
+    }
+    return list;
+  };
+
   let health: HealthServer | undefined;
   let signalled: NodeJS.Signals | undefined;
   let finish!: (code: number) => void;
@@ -72,6 +114,7 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
     signalled = signal;
     out(`received ${signal}: stopping (timeout ${distribution.kernel.stopTimeoutMs / 1000}s)\n`);
     const report = await kernel.stop();
+    await store?.close();
     await health?.close();
     if (report.abandoned.length > 0) {
       err(`stopped; abandoned plugin(s) that ignored abort: ${report.abandoned.join(', ')}\n`);
@@ -86,7 +129,7 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
   process.on('SIGTERM', onSignal);
 
   try {
-    health = await startHealthServer({ ...bind, health: () => kernel.health(), registry });
+    health = await startHealthServer({ ...bind, checks, registry });
     await kernel.start({
       starting: (p) => out(`  starting ${p.kind} plugin ${p.id}\n`),
       running: (p, ms) => out(`  ✓ ${p.id} running (${ms} ms)\n`),
@@ -94,6 +137,7 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
   } catch (e) {
     if (signalled) return finished;
     await kernel.stop();
+    await store?.close();
     await health?.close();
     const message = e instanceof KernelStartError ? e.message : `start-up failed: ${describeError(e)}`;
     err(`error: ${message}\n`);

@@ -1,7 +1,18 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from '@kubernel/sdk';
-import type { KernelHealth } from './plugin-status.js';
+
+/** One named health check, as `/livez?verbose` and `/readyz?verbose` list them. */
+export interface NamedCheck {
+  /** `plugin/<id>`, `store`, ... */
+  readonly name: string;
+  /** False when the process needs a restart. */
+  readonly live: boolean;
+  /** False while the component cannot serve. */
+  readonly ready: boolean;
+  /** Why it is not live or not ready. */
+  readonly reason?: string;
+}
 
 /** A running health and metrics endpoint. */
 export interface HealthServer {
@@ -10,26 +21,25 @@ export interface HealthServer {
   close(): Promise<void>;
 }
 
-function report(health: KernelHealth, check: 'livez' | 'readyz', verbose: boolean): { ok: boolean; body: string } {
-  const ok = check === 'livez' ? health.live : health.ready;
+function report(checks: readonly NamedCheck[], check: 'livez' | 'readyz', verbose: boolean): { ok: boolean; body: string } {
+  const good = (c: NamedCheck): boolean => (check === 'livez' ? c.live : c.ready);
+  const ok = checks.every(good);
   if (!verbose) return { ok, body: ok ? 'ok' : `${check} check failed` };
-  const lines = health.plugins.map((p) => {
-    const good = check === 'livez' ? p.state !== 'failed' && p.state !== 'abandoned' : p.state === 'running';
-    return good ? `[+]plugin/${p.id} ok` : `[-]plugin/${p.id} failed: ${p.state}${p.lastError ? ` (${p.lastError})` : ''}`;
-  });
+  const lines = checks.map((c) => (good(c) ? `[+]${c.name} ok` : `[-]${c.name} failed: ${c.reason ?? 'not ready'}`));
   lines.push(ok ? `${check} check passed` : `${check} check failed`);
   return { ok, body: lines.join('\n') + '\n' };
 }
 
 /**
- * Serves `/livez`, `/readyz`, `/healthz` (with `?verbose` per-plugin lines, as Kubernetes components
+ * Serves `/livez`, `/readyz`, `/healthz` (with `?verbose` per-check lines, as Kubernetes components
  * do) and `/metrics` over plain HTTP. Bind it to loopback: it carries no authentication. Once the
  * API server exists, it serves the same checks on its own port.
  */
 export async function startHealthServer(options: {
   readonly host: string;
   readonly port: number;
-  readonly health: () => KernelHealth;
+  /** The checks, evaluated on every request. */
+  readonly checks: () => readonly NamedCheck[];
   readonly registry: Registry;
 }): Promise<HealthServer> {
   const server: Server = createServer((req, res) => {
@@ -44,7 +54,7 @@ export async function startHealthServer(options: {
       case '/healthz':
       case '/readyz': {
         const check = url.pathname === '/readyz' ? 'readyz' : 'livez';
-        const { ok, body } = report(options.health(), check, url.searchParams.has('verbose'));
+        const { ok, body } = report(options.checks(), check, url.searchParams.has('verbose'));
         return send(ok ? 200 : 500, 'text/plain; charset=utf-8', body);
       }
       case '/metrics':

@@ -1,6 +1,7 @@
 import { KIND_INFO, type Logger, type Registry } from '@kubernel/sdk';
 import { Container } from 'inversify';
 import { ExtensionRegistry } from './extension-registry.js';
+import type { NamedCheck } from './health-server.js';
 import { KernelMetrics } from './kernel-metrics.js';
 import type { KernelOptions } from './kernel-options.js';
 import type { LoadedPlugin } from './plugin-loader.js';
@@ -129,5 +130,15 @@ export class Kernel {
   /** The aggregate health behind `/livez` and `/readyz`. */
   health(): KernelHealth {
     return aggregateHealth(this.statuses());
+  }
+
+  /** One health check per plugin (`plugin/<id>`), for the health endpoints. */
+  checks(): NamedCheck[] {
+    return this.statuses().map((p) => ({
+      name: `plugin/${p.id}`,
+      live: p.state !== 'failed' && p.state !== 'abandoned',
+      ready: p.state === 'running',
+      reason: `${p.state}${p.lastError ? ` (${p.lastError})` : ''}`,
+    }));
   }
 }
