@@ -247,11 +247,13 @@ export class Store {
    * A page of the entries under `prefix` (a whole-segment prefix ending in '/'), in key order,
    * from one snapshot; pass `continue` from the previous page for the next one.
    * @throws {ExpiredError} when the continue token's snapshot is gone
+   * @throws {TooOldError} when `atRevision` is neither current nor a retained snapshot
    */
   list(prefix: string, options: ListOptions & ReadOptions = {}): Promise<ListResult> {
     return this.timed('list', async () => {
       checkPrefix(prefix);
-      if (options.continue === undefined) await this.syncFor(options);
+      if (options.atRevision !== undefined) await this.cache.waitFor(options.atRevision, Math.min(this.readTimeoutMs, 3000));
+      else if (options.continue === undefined) await this.syncFor(options);
       return this.cache.list(prefix, options);
     });
   }

@@ -175,6 +175,16 @@ describe('WatchCache (scripted backend)', () => {
     expect(() => cache.list('/other/', { continue: first.continue })).to.throw(InvalidContinueError);
   });
 
+  it('lists exactly at a revision: the current one or a retained snapshot, else TooOldError', async () => {
+    await start();
+    for (let i = 0; i < 3; i++) backend.put(i + 1, `/r/k${i}`, {});
+    cache.list('/r/', { limit: 1 });
+    backend.del(4, '/r/k0');
+    expect(cache.list('/r/', { atRevision: 3 }).items.map((e) => e.key)).to.deep.equal(['/r/k0', '/r/k1', '/r/k2']);
+    expect(cache.list('/r/', { atRevision: 4 }).items.map((e) => e.key)).to.deep.equal(['/r/k1', '/r/k2']);
+    expect(() => cache.list('/r/', { atRevision: 2 })).to.throw(TooOldError);
+  });
+
   it('expires snapshots after their TTL', async () => {
     await start({ snapshotTtlMs: 5 });
     for (let i = 0; i < 3; i++) backend.put(i + 1, `/r/k${i}`, {});

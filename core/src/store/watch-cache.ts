@@ -49,6 +49,11 @@ export interface ListOptions {
   readonly continue?: string;
   /** Only entries whose value passes. */
   readonly filter?: (value: unknown) => boolean;
+  /**
+   * List exactly at this revision: the current one, or one a paginated list still holds a
+   * snapshot of; anything else fails with TooOldError.
+   */
+  readonly atRevision?: number;
 }
 
 /** One page of a list: a consistent snapshot at `revision`. */
@@ -365,6 +370,11 @@ export class WatchCache {
       if (snapshot) tree = snapshot.tree;
       else if (revision === this.revision) tree = this.index;
       else throw new ExpiredError(revision);
+    } else if (options.atRevision !== undefined && options.atRevision !== this.revision) {
+      const snapshot = this.snapshots.get(options.atRevision);
+      if (!snapshot) throw new TooOldError(options.atRevision, this.revision);
+      tree = snapshot.tree;
+      revision = options.atRevision;
     } else {
       tree = this.index;
       revision = this.revision;
