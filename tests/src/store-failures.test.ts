@@ -6,16 +6,7 @@ import { freePort, NatsServer, openStore, Store, TooOldError, type StoreEntry, t
 import { createTestHost } from '@kubernel/sdk/testing';
 import { Registry } from 'prom-client';
 import { startTestNats, type TestNats } from './helpers/nats.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(cond: () => boolean | Promise<boolean>, ms = 20_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
+import { sleep, until } from './helpers/wait.js';
 
 describe('store under failure (real nats-server processes)', function () {
   this.timeout(120_000);

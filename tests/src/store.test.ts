@@ -1,32 +1,10 @@
 import { expect } from 'chai';
-import { ConflictError, KeyExistsError, NotFoundError, TooOldError, type Store, type StoreEntry, type Watch, type WatchEvent } from '@kubernel/core';
+import { ConflictError, KeyExistsError, NotFoundError, TooOldError, type Store, type StoreEntry } from '@kubernel/core';
 import { Registry } from 'prom-client';
 import { startTestNats, type TestNats } from './helpers/nats.js';
+import { collect, sleep, until } from './helpers/wait.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const errorOf = (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, (e: unknown) => e);
-
-/** Collects a watch's events in the background. */
-function collect(watch: Watch): { events: WatchEvent[]; error: Promise<unknown> } {
-  const events: WatchEvent[] = [];
-  const error = (async () => {
-    try {
-      for await (const e of watch) events.push(e);
-    } catch (err) {
-      return err;
-    }
-    return undefined;
-  })();
-  return { events, error };
-}
-
-async function until(cond: () => boolean, ms = 10_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 describe('store on a real nats-server', function () {
   this.timeout(60_000);
