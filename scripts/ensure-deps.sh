@@ -55,6 +55,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-# 5. Build (tsc -b is incremental: a no-op when nothing changed).
+# 5. Build: the Kubernetes schemas (regenerated only when their inputs change), then tsc -b
+#    (incremental: a no-op when nothing changed).
 say "building"
+node tools/gen-k8s-schemas.mjs
 npx tsc -b

@@ -27,3 +27,4 @@ export type { HealthServer, NamedCheck } from './kernel/health-server.js';
 export { createLogger } from './logging.js';
 export { parseDuration } from './util/duration.js';
 export * from './store/index.js';
+export * from './apiserver/index.js';

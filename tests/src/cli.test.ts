@@ -80,7 +80,7 @@ describe('kubernel command', () => {
     let dataDir: string;
     let proc: Started | undefined;
     const up = (distribution: string, ...extra: string[]): Started =>
-      (proc = start(process.execPath, [KUBERNEL_BIN, 'up', '--data-dir', dataDir, '--distribution', distribution, '--healthz-bind-address', '127.0.0.1:0', ...extra]));
+      (proc = start(process.execPath, [KUBERNEL_BIN, 'up', '--data-dir', dataDir, '--distribution', distribution, '--healthz-bind-address', '127.0.0.1:0', '--api-port', '0', ...extra]));
     const get = async (url: string): Promise<{ status: number; body: string }> => {
       const res = await fetch(url);
       return { status: res.status, body: await res.text() };
@@ -167,7 +167,7 @@ describe('kubernel command', () => {
       try {
         writeFileSync(join(dataDir, 'token'), 'sesame\n');
         proc = start(process.execPath, [
-          KUBERNEL_BIN, 'server', '--data-dir', dataDir, '--distribution', fixture('good'), '--healthz-bind-address', '127.0.0.1:0',
+          KUBERNEL_BIN, 'server', '--data-dir', dataDir, '--distribution', fixture('good'), '--healthz-bind-address', '127.0.0.1:0', '--api-port', '0',
           '--nats', nats.server.url, '--nats-token-file', join(dataDir, 'token'),
         ]);
         await proc.waitFor(/ready; health at/);

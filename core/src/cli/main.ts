@@ -26,9 +26,14 @@ function runOptions(cmd: Command, healthPort: number): Command {
     .addOption(new Option('--log-level <level>', 'minimum level of the JSON logs on stderr').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'));
 }
 
-/** Where the control plane's store lives: the embedded nats-server, or an external NATS cluster. */
+/** Where the control plane's store lives, and how its API server listens. */
 function natsOptions(cmd: Command): Command {
   return cmd
+    .option('--api-port <port>', 'port of the Kubernetes API server', '6443')
+    .option('--bind-address <ip>', 'address the API server listens on (loopback until authentication is configured)', '127.0.0.1')
+    .option('--advertise-address <ip>', 'address the kubernetes Service points at (default: the bind address)')
+    .option('--service-cluster-ip-range <cidr>', 'CIDR Service ClusterIPs are allocated from', '10.96.0.0/12')
+    .option('--service-node-port-range <a-b>', 'range Service node ports are allocated from', '30000-32767')
     .option('--nats <urls>', 'external NATS servers, comma-separated (default: an embedded nats-server under the data dir)')
     .option('--nats-token-file <file>', 'file holding the token for the external NATS servers')
     .option('--nats-creds <file>', 'NATS .creds file for the external NATS servers')

@@ -8,6 +8,11 @@ import { KernelStartError } from '../kernel/kernel.js';
 import { startHealthServer, type HealthServer, type NamedCheck } from '../kernel/health-server.js';
 import { createLogger } from '../logging.js';
 import { openStore, type OpenedStore } from '../store/embedded.js';
+import { ApiServer } from '../apiserver/server.js';
+import { apiCodec } from '../apiserver/codec.js';
+import { ALWAYS_ALLOW } from '../apiserver/chain.js';
+import { bootstrapCluster, writeKubeconfig } from '../apiserver/bootstrap.js';
+import { join } from 'node:path';
 
 /** Options shared by `up`, `server` and `agent`. */
 export interface RunOptions {
@@ -23,6 +28,14 @@ export interface RunOptions {
   readonly natsCreds?: string;
   /** Bucket replicas on an external cluster. */
   readonly natsReplicas?: string;
+  /** The API server's port. */
+  readonly apiPort?: string;
+  /** The API server's listen address. */
+  readonly bindAddress?: string;
+  /** The address the `kubernetes` Service points at. */
+  readonly advertiseAddress?: string;
+  readonly serviceClusterIpRange?: string;
+  readonly serviceNodePortRange?: string;
 }
 
 /** Parses `host:port` (IPv6 in brackets); undefined when malformed. */
@@ -81,6 +94,7 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
           ...(opts.natsCreds ? { credsFile: opts.natsCreds } : {}),
         },
         ...(opts.natsReplicas ? { replicas: Number(opts.natsReplicas) } : {}),
+        store: { codec: apiCodec },
         logger,
         registry,
       });
@@ -91,6 +105,37 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
     const h = store.store.health();
     const where = store.server ? `embedded nats-server ${store.server.version?.text} on ${store.server.url}, ${store.server.sync === 'always' ? 'fsync per write' : 'no fsync per write'}` : 'external NATS';
     out(`  ✓ store ready (${where}; revision ${h.revision}, ${h.objects} object(s))\n`);
+  }
+  let api: ApiServer | undefined;
+  if (store) {
+    const ports = (opts.serviceNodePortRange ?? '30000-32767').split('-').map(Number);
+    const bindAddress = opts.bindAddress ?? '127.0.0.1';
+    try {
+      api = new ApiServer({
+        store: store.store,
+        logger,
+        registry,
+        host: bindAddress,
+        port: Number(opts.apiPort ?? 6443),
+        ...(opts.advertiseAddress ? { advertiseAddress: opts.advertiseAddress } : {}),
+        serviceClusterIPRange: opts.serviceClusterIpRange ?? '10.96.0.0/12',
+        serviceNodePortRange: [ports[0]!, ports[1]!],
+        // No authentication or authorization is configured yet (the security issue adds TLS,
+        // authenticators and RBAC): every request is allowed, so the server listens on loopback.
+        chain: { authenticators: [], authorizers: [ALWAYS_ALLOW], admission: [] },
+        checks: () => checks().filter((c) => c.name !== 'apiserver'),
+      });
+      await api.start();
+      const [host, port] = [api.address.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''), Number(api.address.split(':').pop())];
+      await bootstrapCluster(store.store, api.allocators, { ip: opts.advertiseAddress ?? (host === '0.0.0.0' ? '127.0.0.1' : host), port }, logger);
+      await writeKubeconfig(join(dataDir, 'kubeconfig'), api.url);
+      out(`  ✓ API server on ${api.url}; admin kubeconfig: ${join(dataDir, 'kubeconfig')}\n`);
+    } catch (e) {
+      await api?.stop();
+      await store.close();
+      err(`error: the API server did not start: ${describeError(e)}\n`);
+      return 1;
+    }
   }
   const checks = (): NamedCheck[] => {
     const list = kernel.checks();
@@ -114,6 +159,7 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
     signalled = signal;
     out(`received ${signal}: stopping (timeout ${distribution.kernel.stopTimeoutMs / 1000}s)\n`);
     const report = await kernel.stop();
+    await api?.stop();
     await store?.close();
     await health?.close();
     if (report.abandoned.length > 0) {
@@ -137,6 +183,7 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
   } catch (e) {
     if (signalled) return finished;
     await kernel.stop();
+    await api?.stop();
     await store?.close();
     await health?.close();
     const message = e instanceof KernelStartError ? e.message : `start-up failed: ${describeError(e)}`;

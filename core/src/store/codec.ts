@@ -6,8 +6,11 @@
 export interface Codec {
   /** Bytes to store for `value` under `key`. */
   encode(key: string, value: unknown): Uint8Array;
-  /** The value stored under `key`. May throw on corrupt or undecryptable data. */
-  decode(key: string, bytes: Uint8Array): unknown;
+  /**
+   * The value stored under `key` at `revision` (a codec may record the revision in the value, as
+   * the API server's sets `metadata.resourceVersion`). May throw on corrupt or undecryptable data.
+   */
+  decode(key: string, bytes: Uint8Array, revision: number): unknown;
 }
 
 const encoder = new TextEncoder();

@@ -195,7 +195,7 @@ export class Store {
         if (!current) {
           const last = await this.backend.last(subject);
           if (!last || last.op === 'DEL') throw new NotFoundError(key);
-          current = { key, value: deepFreeze(this.codec.decode(key, last.data)), revision: last.revision };
+          current = { key, value: deepFreeze(this.codec.decode(key, last.data, last.revision)), revision: last.revision };
         }
         const next = await tryUpdate(current);
         try {
@@ -222,7 +222,7 @@ export class Store {
         if (options.expectedRevision !== undefined && last.revision !== options.expectedRevision) {
           throw new ConflictError(key, options.expectedRevision, last.revision);
         }
-        const deleted: StoreEntry = { key, value: deepFreeze(this.codec.decode(key, last.data)), revision: last.revision };
+        const deleted: StoreEntry = { key, value: deepFreeze(this.codec.decode(key, last.data, last.revision)), revision: last.revision };
         options.precondition?.(deleted);
         try {
           return { revision: await this.backend.tombstone(subject, last.revision), deleted };

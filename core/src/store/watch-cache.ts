@@ -258,7 +258,7 @@ export class WatchCache {
     if (record.op === 'PUT') {
       let value: unknown;
       try {
-        value = deepFreeze(this.codec.decode(key, record.data));
+        value = deepFreeze(this.codec.decode(key, record.data, record.revision));
       } catch (err) {
         this.log.error({ key, revision: record.revision, err }, `cannot decode ${key} at revision ${record.revision}; keeping it out of the cache`);
         value = undefined;

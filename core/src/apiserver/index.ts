@@ -1,0 +1,11 @@
+/** The Kubernetes-compatible API server. */
+export { ApiServer } from './server.js';
+export type { ApiServerOptions } from './server.js';
+export { apiCodec } from './codec.js';
+export { bootstrapCluster, writeKubeconfig, SYSTEM_NAMESPACES } from './bootstrap.js';
+export { ALWAYS_ALLOW, ANONYMOUS } from './chain.js';
+export type { RequestChain, Authenticator, Authorizer, AdmissionStep, AdmissionRequest, UserInfo, Decision } from './chain.js';
+export { ApiError } from './status.js';
+export type { ResourceDef, Obj } from './resource.js';
+export { BUILTIN_RESOURCES } from './builtin/index.js';
+export { KUBERNETES_VERSION } from './openapi.js';

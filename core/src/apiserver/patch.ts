@@ -1,0 +1,198 @@
+import fastJsonPatch from 'fast-json-patch';
+import { ApiError, badRequest } from './status.js';
+import type { Obj } from './resource.js';
+import type { Schemas } from './schemas.js';
+
+/** The patch media types the API accepts. */
+export const PATCH_TYPES = {
+  json: 'application/json-patch+json',
+  merge: 'application/merge-patch+json',
+  strategic: 'application/strategic-merge-patch+json',
+  apply: 'application/apply-patch+yaml',
+} as const;
+
+const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** RFC 7386 JSON merge patch: objects merge recursively, `null` deletes, anything else replaces. */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (!isObject(patch)) return structuredClone(patch);
+  const out: Obj = isObject(target) ? { ...target } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
+/**
+ * RFC 6902 JSON patch.
+ * @throws {ApiError} 422 when an operation cannot be applied (a failed `test`, a missing path)
+ */
+export function jsonPatch(target: unknown, patch: unknown): unknown {
+  if (!Array.isArray(patch)) throw badRequest('json patch must be a JSON array of operations');
+  try {
+    return fastJsonPatch.applyPatch(structuredClone(target), patch as fastJsonPatch.Operation[], true, true).newDocument;
+  } catch (err) {
+    const e = err as { name?: string; message?: string };
+    if (e.name === 'TEST_OPERATION_FAILED') throw new ApiError(422, 'Invalid', 'the server rejected our request due to an error in our request: testing value failed');
+    throw new ApiError(422, 'Invalid', `the server rejected our request due to an error in our request: ${String(e.message ?? err).split('\n')[0]}`);
+  }
+}
+
+/** How a field merges in a strategic merge patch (the Kubernetes types' patchStrategy/patchMergeKey). */
+interface Strategy {
+  /** The merge key of a list of objects; absent for a merged list of primitives (a set). */
+  readonly key?: string;
+  /** The field also honours `$retainKeys`. */
+  readonly retainKeys?: boolean;
+  /** Lists: merge by key instead of replacing. */
+  readonly merge: boolean;
+}
+
+const m = (key?: string, retainKeys = false): Strategy => ({ merge: true, ...(key ? { key } : {}), retainKeys });
+const CORE = 'io.k8s.api.core.v1';
+const APPS = 'io.k8s.api.apps.v1';
+const META = 'io.k8s.apimachinery.pkg.apis.meta.v1';
+
+/** Fields with a strategic merge strategy, by `<definition>.<field>` (from the Kubernetes types' tags). */
+export const PATCH_STRATEGIES: Readonly<Record<string, Strategy>> = {
+  [`${META}.ObjectMeta.finalizers`]: m(),
+  [`${META}.ObjectMeta.ownerReferences`]: m('uid'),
+  [`${CORE}.PodSpec.volumes`]: m('name', true),
+  [`${CORE}.PodSpec.initContainers`]: m('name'),
+  [`${CORE}.PodSpec.containers`]: m('name'),
+  [`${CORE}.PodSpec.ephemeralContainers`]: m('name'),
+  [`${CORE}.PodSpec.imagePullSecrets`]: m('name'),
+  [`${CORE}.PodSpec.hostAliases`]: m('ip'),
+  [`${CORE}.PodSpec.topologySpreadConstraints`]: m('topologyKey'),
+  [`${CORE}.PodSpec.resourceClaims`]: m('name', true),
+  [`${CORE}.PodSpec.schedulingGates`]: m('name'),
+  [`${CORE}.Container.ports`]: m('containerPort'),
+  [`${CORE}.Container.env`]: m('name'),
+  [`${CORE}.Container.volumeMounts`]: m('mountPath'),
+  [`${CORE}.Container.volumeDevices`]: m('devicePath'),
+  [`${CORE}.EphemeralContainer.ports`]: m('containerPort'),
+  [`${CORE}.EphemeralContainer.env`]: m('name'),
+  [`${CORE}.EphemeralContainer.volumeMounts`]: m('mountPath'),
+  [`${CORE}.EphemeralContainer.volumeDevices`]: m('devicePath'),
+  [`${CORE}.PodStatus.conditions`]: m('type'),
+  [`${CORE}.PodStatus.podIPs`]: m('ip'),
+  [`${CORE}.PodStatus.hostIPs`]: m('ip'),
+  [`${CORE}.ServiceSpec.ports`]: m('port'),
+  [`${CORE}.ServiceStatus.conditions`]: m('type'),
+  [`${CORE}.NodeSpec.podCIDRs`]: m(),
+  [`${CORE}.NodeStatus.conditions`]: m('type'),
+  [`${CORE}.NodeStatus.addresses`]: m('type'),
+  [`${CORE}.NamespaceStatus.conditions`]: m('type'),
+  [`${CORE}.PersistentVolumeClaimStatus.conditions`]: m('type'),
+  [`${CORE}.ReplicationControllerStatus.conditions`]: m('type'),
+  [`${APPS}.DeploymentSpec.strategy`]: { merge: false, retainKeys: true },
+  [`${APPS}.DeploymentStatus.conditions`]: m('type'),
+  [`${APPS}.ReplicaSetStatus.conditions`]: m('type'),
+  [`${APPS}.StatefulSetStatus.conditions`]: m('type'),
+  [`${APPS}.DaemonSetStatus.conditions`]: m('type'),
+  ['io.k8s.api.policy.v1.PodDisruptionBudgetStatus.conditions']: m('type'),
+};
+
+/**
+ * Kubernetes strategic merge patch for a built-in type (`definition` names its schema): maps
+ * merge, lists with a merge key merge by it, `$patch: replace|delete|merge`, `$retainKeys`,
+ * `$deleteFromPrimitiveList/<field>` and `$setElementOrder/<field>` directives are honoured.
+ * @throws {ApiError} 400 for a malformed directive
+ */
+export function strategicMergePatch(target: unknown, patch: unknown, definition: string | undefined, schemas: Schemas): unknown {
+  return smp(target, patch, definition, schemas);
+}
+
+function childDef(schemas: Schemas, def: string | undefined, field: string): { def?: string; items?: string; values?: string } {
+  if (!def) return {};
+  const s = schemas.resolve(schemas.definitions[def]);
+  const prop = (s?.properties as Record<string, Obj> | undefined)?.[field];
+  if (!prop) return {};
+  const ref = schemas.refOf(prop);
+  if (ref) return { def: ref };
+  if (prop.type === 'array' && prop.items) return { items: schemas.refOf(prop.items as Obj) };
+  if (prop.type === 'object' && prop.additionalProperties && typeof prop.additionalProperties === 'object') return { values: schemas.refOf(prop.additionalProperties as Obj) };
+  return {};
+}
+
+function stripDirectives(v: unknown): unknown {
+  if (Array.isArray(v)) return v.filter((e) => !(isObject(e) && e.$patch !== undefined && Object.keys(e).length === 1)).map(stripDirectives);
+  if (!isObject(v)) return v;
+  const out: Obj = {};
+  for (const [k, x] of Object.entries(v)) {
+    if (k === '$patch' || k === '$retainKeys' || k.startsWith('$setElementOrder/') || k.startsWith('$deleteFromPrimitiveList/')) continue;
+    out[k] = stripDirectives(x);
+  }
+  return out;
+}
+
+function smp(target: unknown, patch: unknown, def: string | undefined, schemas: Schemas): unknown {
+  if (!isObject(patch)) return structuredClone(patch);
+  const directive = patch.$patch;
+  if (directive === 'replace') return stripDirectives(patch);
+  if (directive === 'delete') return undefined;
+  if (directive !== undefined && directive !== 'merge') throw badRequest(`unknown patch type: ${JSON.stringify(directive)}`);
+  const out: Obj = isObject(target) ? { ...target } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (k === '$patch' || k === '$retainKeys' || k.startsWith('$setElementOrder/')) continue;
+    if (k.startsWith('$deleteFromPrimitiveList/')) {
+      const field = k.slice('$deleteFromPrimitiveList/'.length);
+      if (!Array.isArray(v)) throw badRequest(`${k} must be a list`);
+      if (Array.isArray(out[field])) out[field] = (out[field] as unknown[]).filter((x) => !v.includes(x));
+      continue;
+    }
+    if (v === null) {
+      delete out[k];
+      continue;
+    }
+    const strategy = def ? PATCH_STRATEGIES[`${def}.${k}`] : undefined;
+    const child = childDef(schemas, def, k);
+    if (Array.isArray(v)) {
+      out[k] = strategy?.merge ? mergeList(out[k], v, strategy, child.items, schemas) : stripDirectives(v);
+    } else if (isObject(v)) {
+      if (child.values) {
+        const map: Obj = isObject(out[k]) ? { ...(out[k] as Obj) } : {};
+        for (const [mk, mv] of Object.entries(v)) {
+          if (mv === null) delete map[mk];
+          else map[mk] = smp(map[mk], mv, child.values, schemas);
+        }
+        out[k] = map;
+      } else {
+        const merged = smp(out[k], v, child.def, schemas);
+        if (merged === undefined) delete out[k];
+        else out[k] = merged;
+      }
+    } else {
+      out[k] = v;
+    }
+  }
+  if (Array.isArray(patch.$retainKeys)) {
+    const keep = new Set(patch.$retainKeys as string[]);
+    for (const k of Object.keys(out)) if (!keep.has(k)) delete out[k];
+  }
+  return out;
+}
+
+function mergeList(target: unknown, patch: unknown[], strategy: Strategy, itemDef: string | undefined, schemas: Schemas): unknown[] {
+  const original = Array.isArray(target) ? target : [];
+  if (patch.some((e) => isObject(e) && e.$patch === 'replace')) return stripDirectives(patch) as unknown[];
+  if (!strategy.key) {
+    const out = [...original];
+    for (const e of patch) if (!out.some((x) => JSON.stringify(x) === JSON.stringify(e))) out.push(e);
+    return out;
+  }
+  const key = strategy.key;
+  const out = [...original];
+  for (const e of patch) {
+    if (!isObject(e)) throw badRequest(`strategic merge patch: elements of a list merged by "${key}" must be objects`);
+    const index = out.findIndex((x) => isObject(x) && x[key] === e[key]);
+    if (e.$patch === 'delete') {
+      if (index >= 0) out.splice(index, 1);
+      continue;
+    }
+    if (index >= 0) out[index] = smp(out[index], e, itemDef, schemas);
+    else out.push(smp(undefined, e, itemDef, schemas));
+  }
+  return out;
+}

@@ -1,0 +1,130 @@
+import { readFileSync } from 'node:fs';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { Obj } from './resource.js';
+
+/** The generated OpenAPI definitions (tools/gen-k8s-schemas.mjs). */
+export interface Definitions {
+  readonly source: string;
+  readonly definitions: Readonly<Record<string, Obj>>;
+}
+
+const FILE = new URL('../../generated/k8s-schemas.json', import.meta.url);
+
+/**
+ * The Kubernetes schemas the API server validates with and serves: loaded once, validators
+ * compiled lazily per definition.
+ */
+export class Schemas {
+  readonly definitions: Readonly<Record<string, Obj>>;
+  readonly source: string;
+  private readonly ajv: Ajv;
+  private readonly validators = new Map<string, ValidateFunction>();
+
+  constructor(loaded: Definitions = JSON.parse(readFileSync(FILE, 'utf8')) as Definitions) {
+    this.source = loaded.source;
+    this.definitions = loaded.definitions;
+    this.ajv = new Ajv({ allErrors: true, strict: false, validateFormats: false });
+    this.ajv.addSchema({ $id: 'k8s', definitions: relaxed(this.definitions) });
+  }
+
+  /** True when `name` is a known definition. */
+  has(name: string): boolean {
+    return name in this.definitions;
+  }
+
+  /** Schema type errors and missing required fields of `o` against definition `name`. */
+  check(name: string, o: unknown): { types: ErrorObject[]; required: ErrorObject[] } {
+    let v = this.validators.get(name);
+    if (!v) {
+      v = this.ajv.getSchema(`k8s#/definitions/${name}`) as ValidateFunction;
+      this.validators.set(name, v);
+    }
+    if (v(o)) return { types: [], required: [] };
+    const errors = v.errors ?? [];
+    return {
+      types: errors.filter((e) => e.keyword === 'type'),
+      required: errors.filter((e) => e.keyword === 'required'),
+    };
+  }
+
+  /** The schema of definition `name` with `$ref`/`allOf` wrappers resolved. */
+  resolve(schema: Obj | undefined): Obj | undefined {
+    let s = schema;
+    for (let i = 0; i < 10 && s; i++) {
+      if (typeof s.$ref === 'string') s = this.definitions[s.$ref.replace('#/definitions/', '')];
+      else if (Array.isArray(s.allOf) && s.allOf.length === 1) s = s.allOf[0] as Obj;
+      else break;
+    }
+    return s;
+  }
+
+  /** The definition name a property schema refers to (through allOf), if any. */
+  refOf(schema: Obj | undefined): string | undefined {
+    if (!schema) return undefined;
+    if (typeof schema.$ref === 'string') return schema.$ref.replace('#/definitions/', '');
+    if (Array.isArray(schema.allOf) && schema.allOf.length === 1) return this.refOf(schema.allOf[0] as Obj);
+    return undefined;
+  }
+
+  /**
+   * The fields of `o` its schema does not declare, as dotted paths (`spec.containers[0].colour`),
+   * the way Kubernetes' strict decoding reports them.
+   */
+  unknownFields(name: string, o: unknown): string[] {
+    const out: string[] = [];
+    this.walk(this.definitions[name], o, '', out, 0);
+    return out;
+  }
+
+  private walk(schema: Obj | undefined, value: unknown, path: string, out: string[], depth: number): void {
+    const s = this.resolve(schema);
+    if (!s || depth > 64 || value === null || typeof value !== 'object') return;
+    if (s['x-kubernetes-preserve-unknown-fields']) return;
+    if (Array.isArray(value)) {
+      if (s.items) value.forEach((v, i) => this.walk(s.items as Obj, v, `${path}[${i}]`, out, depth + 1));
+      return;
+    }
+    if (s.additionalProperties && typeof s.additionalProperties === 'object') {
+      for (const [k, v] of Object.entries(value)) this.walk(s.additionalProperties as Obj, v, `${path}[${k}]`, out, depth + 1);
+      return;
+    }
+    const props = s.properties as Record<string, Obj> | undefined;
+    if (!props) return;
+    for (const [k, v] of Object.entries(value)) {
+      const child = path ? `${path}.${k}` : k;
+      if (!(k in props)) out.push(child);
+      else this.walk(props[k], v, child, out, depth + 1);
+    }
+  }
+}
+
+/**
+ * The schemas as ajv validates them: int-or-string fields accept numbers and strings, quantities
+ * accept numbers, `required` stays (reported as 422 causes), descriptions are dropped.
+ */
+function relaxed(definitions: Readonly<Record<string, Obj>>): Record<string, Obj> {
+  const fix = (s: unknown): unknown => {
+    if (Array.isArray(s)) return s.map(fix);
+    if (!s || typeof s !== 'object') return s;
+    const out: Obj = {};
+    for (const [k, v] of Object.entries(s as Obj)) {
+      if (k === 'description') continue;
+      out[k] = fix(v);
+    }
+    if (out['x-kubernetes-int-or-string'] || out.format === 'quantity') {
+      delete out.type;
+      out.type = ['string', 'number'];
+    }
+    return out;
+  };
+  return fix(definitions) as Record<string, Obj>;
+}
+
+/** An ajv instance path (`/spec/containers/0/name`) as a Kubernetes field path (`spec.containers[0].name`). */
+export function fieldPath(instancePath: string, extra?: string): string {
+  const parts = instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  if (extra) parts.push(extra);
+  let out = '';
+  for (const p of parts) out += /^\d+$/.test(p) ? `[${p}]` : out ? `.${p}` : p;
+  return out;
+}

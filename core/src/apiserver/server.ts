@@ -1,0 +1,436 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createMetrics, describeError, type Counter, type Gauge, type Histogram, type Logger, type Registry } from '@kubernel/sdk';
+import {
+  ExpiredError,
+  InvalidContinueError,
+  InvalidKeyError,
+  StoreUnavailableError,
+  TooLargeRevisionError,
+  TooOldError,
+  type Store,
+  type Watch,
+} from '../store/index.js';
+import type { NamedCheck } from '../kernel/health-server.js';
+import { ServiceAllocators } from './allocator.js';
+import { readBody, mediaType, parseBody } from './body.js';
+import { BUILTIN_RESOURCES } from './builtin/index.js';
+import { ANONYMOUS, type RequestChain, type UserInfo } from './chain.js';
+import { aggregatedDiscovery, AGGREGATED_V2, AGGREGATED_V2BETA1, apiGroup, apiGroupList, apiResourceList, apiVersions, wantsAggregated } from './discovery.js';
+import { KUBERNETES_VERSION, OpenApi } from './openapi.js';
+import { PATCH_TYPES } from './patch.js';
+import { listPrefix, ResourceRegistry } from './registry.js';
+import { requestInfo, type RequestInfo } from './request-info.js';
+import { apiVersionOf, type HookContext, type Obj, type ResourceDef } from './resource.js';
+import { RestHandlers, type Reply, type RestRequest } from './rest.js';
+import { Schemas } from './schemas.js';
+import { ApiError, badRequest, internal, methodNotAllowed, timeout, unavailable } from './status.js';
+import { tableRow, toTable, wantsTable } from './table.js';
+
+/** Settings of the API server. */
+export interface ApiServerOptions {
+  readonly store: Store;
+  readonly logger: Logger;
+  readonly registry: Registry;
+  /** Listen address; 127.0.0.1 by default. */
+  readonly host?: string;
+  /** Listen port; 6443 by default, 0 for a free one. */
+  readonly port?: number;
+  /** The address other components and the `kubernetes` Service use to reach this server. */
+  readonly advertiseAddress?: string;
+  /** The request stages; see {@link RequestChain}. */
+  readonly chain: RequestChain;
+  /** Largest accepted request body; 3 MiB by default (Kubernetes' limit). */
+  readonly maxBodyBytes?: number;
+  /** Timeout of non-watch requests; 60 s by default. */
+  readonly requestTimeoutMs?: number;
+  /** Longest watch; a random value in [minWatchTimeout, 2 x minWatchTimeout) when the client gives none (1800 s). */
+  readonly minWatchTimeoutSeconds?: number;
+  /** Service ClusterIP range; 10.96.0.0/12 by default. */
+  readonly serviceClusterIPRange?: string;
+  /** Service node port range; 30000-32767 by default. */
+  readonly serviceNodePortRange?: readonly [number, number];
+  /** Extra health checks (the store's, the kernel's plugins). */
+  readonly checks?: () => readonly NamedCheck[];
+  /** Resource definitions served; the built-in set by default. */
+  readonly resources?: readonly ResourceDef[];
+}
+
+interface Metrics {
+  readonly requests: Counter<'verb' | 'group' | 'version' | 'resource' | 'subresource' | 'code'>;
+  readonly latency: Histogram<'verb' | 'resource'>;
+  readonly inflight: Gauge<'kind'>;
+  readonly watchers: Gauge<'resource'>;
+}
+
+const JSON_TYPE = 'application/json';
+const ACCEPTED_BODIES = ['application/json', 'application/yaml'];
+
+/**
+ * The Kubernetes-compatible API server: discovery, OpenAPI, health, and the REST verbs of every
+ * registered resource, each request through authentication, authorization, admission,
+ * defaulting and validation to the store.
+ */
+export class ApiServer {
+  private server?: Server;
+  private readonly resources: ResourceRegistry;
+  private readonly schemas: Schemas;
+  private readonly openapi: OpenApi;
+  private readonly rest: RestHandlers;
+  readonly allocators: ServiceAllocators;
+  private readonly log: Logger;
+  private readonly metrics: Metrics;
+  private readonly watches = new Set<Watch>();
+  private inflight = 0;
+  private stopping = false;
+  private idle?: () => void;
+  /** `host:port` once listening. */
+  address = '';
+
+  constructor(private readonly options: ApiServerOptions) {
+    this.log = options.logger.child({ component: 'apiserver' });
+    this.resources = new ResourceRegistry(options.resources ?? BUILTIN_RESOURCES);
+    this.schemas = new Schemas();
+    this.openapi = new OpenApi(this.resources, this.schemas);
+    this.allocators = new ServiceAllocators(options.store, options.serviceClusterIPRange ?? '10.96.0.0/12', options.serviceNodePortRange ?? [30000, 32767]);
+    const hooks: HookContext = {
+      getStored: async (key) => (await options.store.get(key))?.value as Obj | undefined,
+      allocators: this.allocators,
+    };
+    this.rest = new RestHandlers(options.store, this.resources, this.schemas, options.chain, hooks, this.log);
+    const m = createMetrics(options.registry, 'apiserver');
+    this.metrics = {
+      requests: m.counter({ name: 'apiserver_request_total', help: 'Counter of apiserver requests broken out for each verb, group, version, resource and HTTP response code.', labelNames: ['verb', 'group', 'version', 'resource', 'subresource', 'code'] }),
+      latency: m.histogram({ name: 'apiserver_request_duration_seconds', help: 'Response latency distribution in seconds for each verb and resource.', labelNames: ['verb', 'resource'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60] }),
+      inflight: m.gauge({ name: 'apiserver_current_inflight_requests', help: 'Requests being served, by kind (readOnly, mutating).', labelNames: ['kind'] }),
+      watchers: m.gauge({ name: 'apiserver_registered_watchers', help: 'Open watches, by resource.', labelNames: ['resource'] }),
+    };
+  }
+
+  /** The served resources (for bootstrap and tests). */
+  get registry(): ResourceRegistry {
+    return this.resources;
+  }
+
+  /** Starts listening. */
+  async start(): Promise<void> {
+    const server = createServer({ requestTimeout: 0, keepAliveTimeout: 65_000 }, (req, res) => void this.handle(req, res));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.options.port ?? 6443, this.options.host ?? '127.0.0.1', () => resolve());
+    });
+    const { address, port } = server.address() as AddressInfo;
+    this.address = `${address.includes(':') ? `[${address}]` : address}:${port}`;
+    this.log.info({ address: this.address }, `API server listening on ${this.address}`);
+  }
+
+  /** The URL clients use. */
+  get url(): string {
+    return `http://${this.address}`;
+  }
+
+  /**
+   * Stops accepting requests, lets in-flight ones finish (up to `timeoutMs`), ends every watch
+   * cleanly, then closes the remaining connections.
+   */
+  async stop(timeoutMs = 10_000): Promise<void> {
+    if (!this.server) return;
+    this.stopping = true;
+    const server = this.server;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const w of this.watches) w.stop();
+    if (this.inflight > 0) {
+      await Promise.race([new Promise<void>((resolve) => (this.idle = resolve)), new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref())]);
+    }
+    server.closeIdleConnections();
+    server.closeAllConnections();
+    await closed;
+  }
+
+  // ---- request handling ----------------------------------------------------------------------
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = process.hrtime.bigint();
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const info = requestInfo(req.method ?? 'GET', url.pathname, url.searchParams);
+    const mutating = ['create', 'update', 'patch', 'delete', 'deletecollection'].includes(info.verb);
+    const kind = mutating ? 'mutating' : 'readOnly';
+    this.inflight++;
+    this.metrics.inflight.inc({ kind });
+    let code = 200;
+    try {
+      if (this.stopping) throw unavailable('the API server is shutting down');
+      code = await this.route(req, res, url, info);
+    } catch (err) {
+      const e = this.toApiError(err, info);
+      code = e.code;
+      if (!res.headersSent) this.send(res, e.code, e.toStatus());
+      else res.end();
+    } finally {
+      this.inflight--;
+      this.metrics.inflight.dec({ kind });
+      if (this.inflight === 0) this.idle?.();
+      const resource = info.isResourceRequest ? info.resource : '';
+      this.metrics.requests.inc({ verb: info.verb.toUpperCase(), group: info.apiGroup, version: info.apiVersion, resource, subresource: info.subresource ?? '', code: String(code) });
+      if (info.verb !== 'watch') this.metrics.latency.observe({ verb: info.verb.toUpperCase(), resource }, Number(process.hrtime.bigint() - started) / 1e9);
+    }
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse, url: URL, info: RequestInfo): Promise<number> {
+    const path = url.pathname.replace(/\/+$/, '') || '/';
+    // Health and version are open to everyone, as in Kubernetes.
+    if (path === '/healthz' || path === '/livez' || path === '/readyz' || path.startsWith('/livez/') || path.startsWith('/readyz/') || path.startsWith('/healthz/')) {
+      return this.health(res, path, url.searchParams.has('verbose'));
+    }
+    if (path === '/version') return this.send(res, 200, { ...KUBERNETES_VERSION, gitCommit: '', gitTreeState: 'clean', buildDate: '', goVersion: '', compiler: '', platform: `${process.platform}/${process.arch}` });
+    const user = await this.authenticate(req);
+    await this.authorize(user, info);
+    if (path === '/metrics') {
+      res.writeHead(200, { 'content-type': this.options.registry.contentType });
+      res.end(await this.options.registry.metrics());
+      return 200;
+    }
+    if (!info.isResourceRequest) return this.nonResource(req, res, path);
+    const def = this.resources.find(info.apiGroup, info.apiVersion, info.resource);
+    if (!def) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource', { group: info.apiGroup, kind: info.resource });
+    const verbs = def.verbs ?? ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
+    if (!info.subresource && !verbs.includes(info.verb)) throw methodNotAllowed(info.verb, def.plural);
+    if (def.namespaced && info.namespace === undefined && !['list', 'watch', 'deletecollection'].includes(info.verb)) {
+      if (info.verb !== 'create' || info.name) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
+      throw badRequest('the namespace of the provided object does not match the namespace sent on the request');
+    }
+    if (info.subresource && !this.subresourceAllowed(def, info.subresource)) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
+    if (info.verb === 'watch') return this.watch(req, res, { info, def, query: url.searchParams, user, body: undefined });
+    const body = await this.body(req, info);
+    const r: RestRequest = { info, def, query: url.searchParams, user, body, patchType: mediaType(req.headers['content-type']) };
+    const run = async (): Promise<Reply> => {
+      switch (info.verb) {
+        case 'get':
+          return this.rest.get(r);
+        case 'list': {
+          const { items, meta } = await this.rest.list(r);
+          if (wantsTable(req.headers.accept)) return { status: 200, body: toTable(def, items, meta, url.searchParams.get('includeObject') ?? 'Metadata') };
+          return { status: 200, body: { kind: `${def.kind}List`, apiVersion: apiVersionOf(def), metadata: meta, items } };
+        }
+        case 'create':
+          return this.rest.create(r);
+        case 'update':
+          return this.rest.update(r);
+        case 'patch':
+          return this.rest.patch(r);
+        case 'delete':
+          return this.rest.delete(r);
+        case 'deletecollection':
+          return this.rest.deleteCollection(r);
+        default:
+          throw methodNotAllowed(info.verb, def.plural);
+      }
+    };
+    const reply = await this.withTimeout(run(), url.searchParams.get('timeout'));
+    const out = info.verb === 'get' && wantsTable(req.headers.accept) && !info.subresource ? toTable(def, [reply.body as Obj], {}, url.searchParams.get('includeObject') ?? 'Metadata') : reply.body;
+    return this.send(res, reply.status, out, reply.warnings);
+  }
+
+  private subresourceAllowed(def: ResourceDef, sub: string): boolean {
+    if (sub === 'status') return Boolean(def.statusSubresource);
+    if (sub === 'scale') return Boolean(def.scale);
+    if (sub === 'binding') return def.kind === 'Pod' && def.group === '';
+    return false;
+  }
+
+  private async body(req: IncomingMessage, info: RequestInfo): Promise<unknown> {
+    if (!['create', 'update', 'patch', 'delete', 'deletecollection'].includes(info.verb)) return undefined;
+    const raw = await readBody(req, this.options.maxBodyBytes ?? 3 * 1024 * 1024);
+    if (info.verb === 'delete' || info.verb === 'deletecollection') return raw.length === 0 ? undefined : parseBody(raw, req.headers['content-type'], ACCEPTED_BODIES);
+    if (info.verb === 'patch') {
+      const type = mediaType(req.headers['content-type']);
+      const accepted: string[] = [PATCH_TYPES.json, PATCH_TYPES.merge, PATCH_TYPES.strategic, PATCH_TYPES.apply];
+      if (!accepted.includes(type)) return parseBody(raw, type || 'none', accepted);
+      return parseBody(raw, type === PATCH_TYPES.apply ? 'application/yaml' : 'application/json');
+    }
+    return parseBody(raw, req.headers['content-type'], ACCEPTED_BODIES);
+  }
+
+  private async withTimeout(work: Promise<Reply>, requested: string | null): Promise<Reply> {
+    const ms = requested && /^\d+(ms|s|m)$/.test(requested) ? Number(requested.replace(/ms|s|m/, '')) * (requested.endsWith('ms') ? 1 : requested.endsWith('m') ? 60_000 : 1000) : (this.options.requestTimeoutMs ?? 60_000);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([work, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(timeout('request did not complete within the allowed duration')), ms)))]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async authenticate(req: IncomingMessage): Promise<UserInfo> {
+    const { authenticators } = this.options.chain;
+    if (authenticators.length === 0) return ANONYMOUS;
+    for (const a of authenticators) {
+      const user = await a.authenticate(req);
+      if (user) return user;
+    }
+    throw new ApiError(401, 'Unauthorized', 'Unauthorized');
+  }
+
+  private async authorize(user: UserInfo, info: RequestInfo): Promise<void> {
+    for (const a of this.options.chain.authorizers) {
+      const { decision, reason } = await a.authorize(user, info);
+      if (decision === 'allow') return;
+      if (decision === 'deny') throw this.forbidden(user, info, reason);
+    }
+    throw this.forbidden(user, info, undefined);
+  }
+
+  private forbidden(user: UserInfo, info: RequestInfo, reason: string | undefined): ApiError {
+    const what = info.isResourceRequest
+      ? `cannot ${info.verb} resource "${info.resource}${info.subresource ? `/${info.subresource}` : ''}" in API group "${info.apiGroup}"${info.namespace ? ` in the namespace "${info.namespace}"` : ' at the cluster scope'}`
+      : `cannot ${info.verb} path "${info.path}"`;
+    return new ApiError(403, 'Forbidden', `${info.resource || info.path} ${info.name ? `"${info.name}" ` : ''}is forbidden: User "${user.username}" ${what}${reason ? `: ${reason}` : ''}`, {
+      ...(info.name ? { name: info.name } : {}),
+      group: info.apiGroup,
+      kind: info.resource,
+    });
+  }
+
+  private nonResource(req: IncomingMessage, res: ServerResponse, path: string): number {
+    if (req.method !== 'GET' && req.method !== 'HEAD') throw methodNotAllowed(req.method ?? '', path);
+    const accept = req.headers.accept;
+    if (path === '/api' || path === '/apis') {
+      const aggregated = wantsAggregated(accept);
+      if (aggregated) {
+        return this.send(res, 200, aggregatedDiscovery(this.resources, path === '/api', aggregated), undefined, aggregated === 'v2' ? AGGREGATED_V2 : AGGREGATED_V2BETA1);
+      }
+      return this.send(res, 200, path === '/api' ? apiVersions(this.options.advertiseAddress ?? this.address) : apiGroupList(this.resources));
+    }
+    if (path === '/api/v1') return this.send(res, 200, apiResourceList(this.resources, '', 'v1'));
+    const m = /^\/apis\/([^/]+)(?:\/([^/]+))?$/.exec(path);
+    if (m) {
+      const versions = this.resources.groupVersions().filter((g) => g.group === m[1]).map((g) => g.version);
+      if (versions.length === 0) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
+      if (!m[2]) return this.send(res, 200, apiGroup(m[1]!, versions));
+      if (!versions.includes(m[2])) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
+      return this.send(res, 200, apiResourceList(this.resources, m[1]!, m[2]));
+    }
+    if (path === '/openapi/v2') return this.sendText(res, 200, this.openapi.swagger(), JSON_TYPE);
+    if (path === '/openapi/v3') return this.sendText(res, 200, this.openapi.index(), JSON_TYPE);
+    if (path.startsWith('/openapi/v3/')) {
+      const doc = this.openapi.groupVersion(path.slice('/openapi/v3/'.length));
+      if (!doc) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
+      res.setHeader('etag', `"${doc.hash}"`);
+      res.setHeader('cache-control', 'public, immutable');
+      return this.sendText(res, 200, doc.text, JSON_TYPE);
+    }
+    if (path === '/') return this.send(res, 200, { paths: ['/api', '/api/v1', '/apis', ...this.resources.groupVersions().filter((g) => g.group).map((g) => `/apis/${g.group}/${g.version}`), '/healthz', '/livez', '/metrics', '/openapi/v2', '/openapi/v3', '/readyz', '/version'] });
+    throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
+  }
+
+  private health(res: ServerResponse, path: string, verbose: boolean): number {
+    const checks: NamedCheck[] = [{ name: 'ping', live: true, ready: true }, ...(this.options.checks?.() ?? [])];
+    if (this.stopping) checks.push({ name: 'shutdown', live: true, ready: false, reason: 'the API server is shutting down' });
+    const kind = path.startsWith('/readyz') ? 'readyz' : path.startsWith('/livez') ? 'livez' : 'healthz';
+    const good = (c: NamedCheck): boolean => (kind === 'readyz' || kind === 'healthz' ? c.ready : c.live);
+    const ok = checks.every(good);
+    const body = verbose
+      ? `${checks.map((c) => (good(c) ? `[+]${c.name} ok` : `[-]${c.name} failed: ${c.reason ?? 'not ready'}`)).join('\n')}\n${kind} check ${ok ? 'passed' : 'failed'}\n`
+      : ok
+        ? 'ok'
+        : `${kind} check failed`;
+    return this.sendText(res, ok ? 200 : 500, body, 'text/plain; charset=utf-8');
+  }
+
+  // ---- watch ---------------------------------------------------------------------------------
+
+  private async watch(req: IncomingMessage, res: ServerResponse, r: RestRequest): Promise<number> {
+    const { def, query, info } = r;
+    const filter = this.rest.filterOf(def, query);
+    const rv = query.get('resourceVersion');
+    if (rv && !/^\d+$/.test(rv)) throw badRequest(`invalid resource version: ${rv}`);
+    const bookmarks = query.get('allowWatchBookmarks') === 'true';
+    const table = wantsTable(req.headers.accept);
+    const include = query.get('includeObject') ?? 'Metadata';
+    const min = this.options.minWatchTimeoutSeconds ?? 1800;
+    const timeoutSeconds = query.has('timeoutSeconds') ? Number(query.get('timeoutSeconds')) : min * (1 + Math.random());
+    let prefix = listPrefix(def, info.namespace);
+    if (info.name) prefix = listPrefix(def, info.namespace);
+    const byName = info.name;
+    const nameFilter = byName ? (v: unknown) => (v as Obj).metadata?.name === byName && (!filter || filter(v)) : filter;
+    let watch: Watch;
+    try {
+      watch = await this.options.store.watch(prefix, {
+        ...(rv && rv !== '0' ? { fromRevision: Number(rv) } : { initialState: true, consistent: rv !== '0' }),
+        bookmarks,
+        ...(nameFilter ? { filter: nameFilter } : {}),
+      });
+    } catch (err) {
+      if (!(err instanceof TooOldError)) throw err;
+      res.writeHead(200, { 'content-type': JSON_TYPE, 'cache-control': 'no-cache' });
+      res.end(`${JSON.stringify({ type: 'ERROR', object: new ApiError(410, 'Expired', err.message).toStatus() })}\n`);
+      return 200;
+    }
+    this.watches.add(watch);
+    this.metrics.watchers.inc({ resource: def.plural });
+    const timer = setTimeout(() => watch.stop(), Math.max(0, timeoutSeconds) * 1000);
+    const stop = (): void => watch.stop();
+    req.on('close', stop);
+    res.writeHead(200, { 'content-type': JSON_TYPE, 'cache-control': 'no-cache', 'transfer-encoding': 'chunked' });
+    res.flushHeaders();
+    let first = true;
+    try {
+      for await (const event of watch) {
+        let object: Obj;
+        if (event.type === 'BOOKMARK') {
+          object = { kind: def.kind, apiVersion: apiVersionOf(def), metadata: { resourceVersion: String(event.revision) } };
+        } else {
+          const value = event.value as Obj;
+          object = value.metadata?.resourceVersion === String(event.revision) ? value : { ...value, metadata: { ...value.metadata, resourceVersion: String(event.revision) } };
+          if (table) {
+            object = { kind: 'Table', apiVersion: 'meta.k8s.io/v1', metadata: { resourceVersion: String(event.revision) }, ...(first ? { columnDefinitions: toTable(def, [], {}, include).columnDefinitions } : {}), rows: [tableRow(def, object, include)] };
+            first = false;
+          }
+        }
+        if (!res.write(`${JSON.stringify({ type: event.type, object })}\n`)) {
+          await new Promise<void>((resolve) => {
+            res.once('drain', resolve);
+            res.once('close', resolve);
+          });
+        }
+      }
+    } catch (err) {
+      if (err instanceof TooOldError) res.write(`${JSON.stringify({ type: 'ERROR', object: new ApiError(410, 'Expired', err.message).toStatus() })}\n`);
+      else this.log.debug({ err }, 'watch ended');
+    } finally {
+      clearTimeout(timer);
+      req.off('close', stop);
+      this.watches.delete(watch);
+      this.metrics.watchers.dec({ resource: def.plural });
+      res.end();
+    }
+    return 200;
+  }
+
+  // ---- responses -----------------------------------------------------------------------------
+
+  private send(res: ServerResponse, status: number, body: unknown, warnings?: readonly string[], type = JSON_TYPE): number {
+    return this.sendText(res, status, JSON.stringify(body), type, warnings);
+  }
+
+  private sendText(res: ServerResponse, status: number, text: string, type: string, warnings?: readonly string[]): number {
+    const headers: Record<string, string | string[]> = { 'content-type': type, 'cache-control': 'no-cache, private' };
+    if (warnings && warnings.length > 0) headers.warning = warnings.map((w) => `299 - ${JSON.stringify(w)}`);
+    res.writeHead(status, headers);
+    res.end(text);
+    return status;
+  }
+
+  private toApiError(err: unknown, info: RequestInfo): ApiError {
+    if (err instanceof ApiError) return err;
+    if (err instanceof TooOldError) return new ApiError(410, 'Expired', err.message);
+    if (err instanceof ExpiredError) return new ApiError(410, 'Expired', err.message);
+    if (err instanceof InvalidContinueError) return badRequest(`invalid continue token: ${err.message}`);
+    if (err instanceof TooLargeRevisionError) return new ApiError(504, 'Timeout', err.message, { retryAfterSeconds: 1 });
+    if (err instanceof StoreUnavailableError) return unavailable(err.message);
+    if (err instanceof InvalidKeyError) return badRequest(err.message);
+    this.log.error({ err, path: info.path, verb: info.verb }, `request failed: ${describeError(err)}`);
+    return internal(describeError(err));
+  }
+}
