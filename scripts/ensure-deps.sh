@@ -46,7 +46,13 @@ if ! tools/bin/nats-server --version 2>/dev/null | grep -q 'v2\.10\.'; then
   sh scripts/fetch-nats-server.sh
 fi
 
-# 4. npm dependencies, reinstalled when package-lock.json changed since the last install.
+# 4. The Kubernetes 1.32 API protobuf definitions (Debian trixie), for protobuf request bodies.
+if [ ! -f core/generated/proto/SOURCES ] || [ ! -d core/generated/go ]; then
+  say "fetching the Kubernetes API protobuf definitions into core/generated/proto"
+  sh scripts/fetch-k8s-protos.sh
+fi
+
+# 5. npm dependencies, reinstalled when package-lock.json changed since the last install.
 stamp=node_modules/.kubernel-lock.sha256
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
@@ -55,8 +61,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-# 5. Build: the Kubernetes schemas (regenerated only when their inputs change), then tsc -b
+# 6. Build: the Kubernetes schemas (regenerated only when their inputs change), then tsc -b
 #    (incremental: a no-op when nothing changed).
 say "building"
 node tools/gen-k8s-schemas.mjs
+node tools/gen-k8s-go-facts.mjs
 npx tsc -b

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { PATCH_STRATEGIES } from './patch.js';
+import { patchStrategies } from './patch.js';
 import type { ResourceRegistry } from './registry.js';
 import { apiVersionOf, type Obj, type ResourceDef } from './resource.js';
 import type { Schemas } from './schemas.js';
@@ -17,7 +17,7 @@ const WRITE_PARAMS = [
 /** The definitions with the patch strategies and merge keys added, as Kubernetes serves them. */
 function annotatedDefinitions(schemas: Schemas): Record<string, Obj> {
   const defs: Record<string, Obj> = structuredClone(schemas.definitions) as Record<string, Obj>;
-  for (const [path, strategy] of Object.entries(PATCH_STRATEGIES)) {
+  for (const [path, strategy] of patchStrategies()) {
     const dot = path.lastIndexOf('.');
     const prop = defs[path.slice(0, dot)]?.properties?.[path.slice(dot + 1)] as Obj | undefined;
     if (!prop) continue;

@@ -2,6 +2,7 @@ import fastJsonPatch from 'fast-json-patch';
 import { ApiError, badRequest } from './status.js';
 import type { Obj } from './resource.js';
 import type { Schemas } from './schemas.js';
+import { goFacts, goTypeOf } from './go-facts.js';
 
 /** The patch media types the API accepts. */
 export const PATCH_TYPES = {
@@ -39,7 +40,7 @@ export function jsonPatch(target: unknown, patch: unknown): unknown {
   }
 }
 
-/** How a field merges in a strategic merge patch (the Kubernetes types' patchStrategy/patchMergeKey). */
+/** How a field merges in a strategic merge patch (the Kubernetes types' patchStrategy/patchMergeKey tags). */
 interface Strategy {
   /** The merge key of a list of objects; absent for a merged list of primitives (a set). */
   readonly key?: string;
@@ -49,50 +50,26 @@ interface Strategy {
   readonly merge: boolean;
 }
 
-const m = (key?: string, retainKeys = false): Strategy => ({ merge: true, ...(key ? { key } : {}), retainKeys });
-const CORE = 'io.k8s.api.core.v1';
-const APPS = 'io.k8s.api.apps.v1';
-const META = 'io.k8s.apimachinery.pkg.apis.meta.v1';
+/** The strategy of `<definition>.<field>`, read from the Go types' tags; undefined: replace. */
+export function patchStrategy(definition: string, field: string): Strategy | undefined {
+  const f = goFacts()[goTypeOf(definition)]?.[field];
+  if (!f?.patchStrategy) return undefined;
+  const parts = f.patchStrategy.split(',');
+  return { merge: parts.includes('merge'), retainKeys: parts.includes('retainKeys'), ...(f.patchMergeKey ? { key: f.patchMergeKey } : {}) };
+}
 
-/** Fields with a strategic merge strategy, by `<definition>.<field>` (from the Kubernetes types' tags). */
-export const PATCH_STRATEGIES: Readonly<Record<string, Strategy>> = {
-  [`${META}.ObjectMeta.finalizers`]: m(),
-  [`${META}.ObjectMeta.ownerReferences`]: m('uid'),
-  [`${CORE}.PodSpec.volumes`]: m('name', true),
-  [`${CORE}.PodSpec.initContainers`]: m('name'),
-  [`${CORE}.PodSpec.containers`]: m('name'),
-  [`${CORE}.PodSpec.ephemeralContainers`]: m('name'),
-  [`${CORE}.PodSpec.imagePullSecrets`]: m('name'),
-  [`${CORE}.PodSpec.hostAliases`]: m('ip'),
-  [`${CORE}.PodSpec.topologySpreadConstraints`]: m('topologyKey'),
-  [`${CORE}.PodSpec.resourceClaims`]: m('name', true),
-  [`${CORE}.PodSpec.schedulingGates`]: m('name'),
-  [`${CORE}.Container.ports`]: m('containerPort'),
-  [`${CORE}.Container.env`]: m('name'),
-  [`${CORE}.Container.volumeMounts`]: m('mountPath'),
-  [`${CORE}.Container.volumeDevices`]: m('devicePath'),
-  [`${CORE}.EphemeralContainer.ports`]: m('containerPort'),
-  [`${CORE}.EphemeralContainer.env`]: m('name'),
-  [`${CORE}.EphemeralContainer.volumeMounts`]: m('mountPath'),
-  [`${CORE}.EphemeralContainer.volumeDevices`]: m('devicePath'),
-  [`${CORE}.PodStatus.conditions`]: m('type'),
-  [`${CORE}.PodStatus.podIPs`]: m('ip'),
-  [`${CORE}.PodStatus.hostIPs`]: m('ip'),
-  [`${CORE}.ServiceSpec.ports`]: m('port'),
-  [`${CORE}.ServiceStatus.conditions`]: m('type'),
-  [`${CORE}.NodeSpec.podCIDRs`]: m(),
-  [`${CORE}.NodeStatus.conditions`]: m('type'),
-  [`${CORE}.NodeStatus.addresses`]: m('type'),
-  [`${CORE}.NamespaceStatus.conditions`]: m('type'),
-  [`${CORE}.PersistentVolumeClaimStatus.conditions`]: m('type'),
-  [`${CORE}.ReplicationControllerStatus.conditions`]: m('type'),
-  [`${APPS}.DeploymentSpec.strategy`]: { merge: false, retainKeys: true },
-  [`${APPS}.DeploymentStatus.conditions`]: m('type'),
-  [`${APPS}.ReplicaSetStatus.conditions`]: m('type'),
-  [`${APPS}.StatefulSetStatus.conditions`]: m('type'),
-  [`${APPS}.DaemonSetStatus.conditions`]: m('type'),
-  ['io.k8s.api.policy.v1.PodDisruptionBudgetStatus.conditions']: m('type'),
-};
+/** Every field with a patch strategy, as `<definition>.<field>` (for the served OpenAPI). */
+export function patchStrategies(): Array<[string, Strategy]> {
+  const out: Array<[string, Strategy]> = [];
+  for (const [type, fields] of Object.entries(goFacts())) {
+    for (const name of Object.keys(fields)) {
+      const definition = type.replace(/^k8s\.io\./, 'io.k8s.');
+      const s = patchStrategy(definition, name);
+      if (s) out.push([`${definition}.${name}`, s]);
+    }
+  }
+  return out;
+}
 
 /**
  * Kubernetes strategic merge patch for a built-in type (`definition` names its schema): maps
@@ -146,7 +123,7 @@ function smp(target: unknown, patch: unknown, def: string | undefined, schemas: 
       delete out[k];
       continue;
     }
-    const strategy = def ? PATCH_STRATEGIES[`${def}.${k}`] : undefined;
+    const strategy = def ? patchStrategy(def, k) : undefined;
     const child = childDef(schemas, def, k);
     if (Array.isArray(v)) {
       out[k] = strategy?.merge ? mergeList(out[k], v, strategy, child.items, schemas) : stripDirectives(v);

@@ -345,7 +345,8 @@ export class RestHandlers {
   private decode(r: RestRequest, body: unknown, warnings: string[]): Obj {
     const { def, info } = r;
     if (!isObject(body)) throw badRequest(`the body of the request must be a ${def.kind} object`);
-    const o = clone(body);
+    // Clients send null for unset optional fields (Go's zero values): null means absent.
+    const o = withoutNulls(body) as Obj;
     const expected = apiVersionOf(def);
     if (o.apiVersion !== undefined && o.apiVersion !== expected) {
       throw badRequest(`the API version in the data (${o.apiVersion}) does not match the expected API version (${expected})`);
@@ -567,6 +568,15 @@ function withoutPaging(q: URLSearchParams): URLSearchParams {
   const out = new URLSearchParams(q);
   out.delete('limit');
   out.delete('continue');
+  return out;
+}
+
+/** A deep copy of `v` without null-valued object fields. */
+function withoutNulls(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(withoutNulls);
+  if (!isObject(v)) return v;
+  const out: Obj = {};
+  for (const [k, x] of Object.entries(v)) if (x !== null) out[k] = withoutNulls(x);
   return out;
 }
 

@@ -19,6 +19,7 @@ import { ANONYMOUS, type RequestChain, type UserInfo } from './chain.js';
 import { aggregatedDiscovery, AGGREGATED_V2, AGGREGATED_V2BETA1, apiGroup, apiGroupList, apiResourceList, apiVersions, wantsAggregated } from './discovery.js';
 import { KUBERNETES_VERSION, OpenApi } from './openapi.js';
 import { PATCH_TYPES } from './patch.js';
+import { PROTOBUF, ProtobufDecoder } from './protobuf.js';
 import { listPrefix, ResourceRegistry } from './registry.js';
 import { requestInfo, type RequestInfo } from './request-info.js';
 import { apiVersionOf, type HookContext, type Obj, type ResourceDef } from './resource.js';
@@ -82,6 +83,7 @@ export class ApiServer {
   private readonly metrics: Metrics;
   private readonly watches = new Set<Watch>();
   private inflight = 0;
+  private protobuf?: ProtobufDecoder;
   private stopping = false;
   private idle?: () => void;
   /** `host:port` once listening. */
@@ -242,6 +244,11 @@ export class ApiServer {
   private async body(req: IncomingMessage, info: RequestInfo): Promise<unknown> {
     if (!['create', 'update', 'patch', 'delete', 'deletecollection'].includes(info.verb)) return undefined;
     const raw = await readBody(req, this.options.maxBodyBytes ?? 3 * 1024 * 1024);
+    if (mediaType(req.headers['content-type']) === PROTOBUF && info.verb !== 'patch') {
+      if (raw.length === 0 && (info.verb === 'delete' || info.verb === 'deletecollection')) return undefined;
+      this.protobuf ??= new ProtobufDecoder();
+      return this.protobuf.decode(raw);
+    }
     if (info.verb === 'delete' || info.verb === 'deletecollection') return raw.length === 0 ? undefined : parseBody(raw, req.headers['content-type'], ACCEPTED_BODIES);
     if (info.verb === 'patch') {
       const type = mediaType(req.headers['content-type']);

@@ -59,7 +59,7 @@ function defaultService(s: Obj): void {
   if ((spec.type === 'NodePort' || spec.type === 'LoadBalancer')) spec.externalTrafficPolicy ??= 'Cluster';
   for (const p of (spec.ports ?? []) as Obj[]) {
     p.protocol ??= 'TCP';
-    p.targetPort ??= p.port;
+    if (p.targetPort === undefined || p.targetPort === 0 || p.targetPort === '') p.targetPort = p.port;
   }
   s.status ??= { loadBalancer: {} };
 }
