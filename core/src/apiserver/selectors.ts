@@ -10,6 +10,7 @@ export interface Requirement {
 /** A parsed selector: every requirement must hold. */
 export type Selector = readonly Requirement[];
 
+const VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 const KEY = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 
 /** Splits on commas that are not inside parentheses. */
@@ -53,6 +54,9 @@ export function parseLabelSelector(text: string | null | undefined): Selector {
     }
     const last = out[out.length - 1]!;
     if (!KEY.test(last.key) || last.key.length > 316) throw badRequest(`unable to parse requirement: invalid label key "${last.key}"`);
+    for (const v of last.values) {
+      if (v.length > 63 || !VALUE.test(v)) throw badRequest(`unable to parse requirement: invalid label value: "${v}": at key: "${last.key}"`);
+    }
   }
   return out;
 }
