@@ -205,6 +205,8 @@ export class RestHandlers {
         result.status = status;
         Object.assign(o, result);
         if (status === undefined) delete o.status;
+      } else if (info.subresource === 'binding') {
+        // The binding set spec.nodeName and the PodScheduled condition itself.
       } else if (info.subresource) {
         throw methodNotAllowed(r.info.verb, `${def.plural}/${info.subresource}`);
       } else if (def.statusSubresource) {
@@ -215,7 +217,7 @@ export class RestHandlers {
         o.metadata.generation = (old.metadata.generation ?? 1) + 1;
       }
       def.defaults?.(o);
-      this.validate(def, o, old);
+      this.validate(def, o, info.subresource === 'binding' ? undefined : old);
       await this.admit('UPDATE', r, o, old, dryRun);
       await def.beforeUpdate?.(o, old, this.hooks, dryRun);
       if (JSON.stringify(o) === JSON.stringify(old)) return { status: 200, body: old, warnings };
@@ -540,7 +542,7 @@ export class RestHandlers {
     }
     const target = body.target.name;
     const name = r.info.name ?? body.metadata?.name;
-    const podReq: RestRequest = { ...r, info: { ...r.info, name, subresource: undefined } };
+    const podReq: RestRequest = { ...r, info: { ...r.info, name, subresource: 'binding' } };
     await this.write(podReq, undefined, (pod) => {
       if (pod.spec?.nodeName) throw conflict('pods/binding', '', name, `pod ${name} is already assigned to node "${pod.spec.nodeName}"`);
       if (pod.metadata.deletionTimestamp) throw conflict('pods/binding', '', name, 'pod is being deleted, cannot be assigned to a host');

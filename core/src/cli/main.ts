@@ -34,6 +34,7 @@ function natsOptions(cmd: Command): Command {
     .option('--advertise-address <ip>', 'address the kubernetes Service points at (default: the bind address)')
     .option('--service-cluster-ip-range <cidr>', 'CIDR Service ClusterIPs are allocated from', '10.96.0.0/12')
     .option('--service-node-port-range <a-b>', 'range Service node ports are allocated from', '30000-32767')
+    .option('--default-watch-cache-size <n>', 'changes the watch cache keeps for watches that resume from a past resourceVersion', '20000')
     .option('--nats <urls>', 'external NATS servers, comma-separated (default: an embedded nats-server under the data dir)')
     .option('--nats-token-file <file>', 'file holding the token for the external NATS servers')
     .option('--nats-creds <file>', 'NATS .creds file for the external NATS servers')

@@ -36,6 +36,7 @@ export interface RunOptions {
   readonly advertiseAddress?: string;
   readonly serviceClusterIpRange?: string;
   readonly serviceNodePortRange?: string;
+  readonly defaultWatchCacheSize?: string;
 }
 
 /** Parses `host:port` (IPv6 in brackets); undefined when malformed. */
@@ -94,7 +95,7 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
           ...(opts.natsCreds ? { credsFile: opts.natsCreds } : {}),
         },
         ...(opts.natsReplicas ? { replicas: Number(opts.natsReplicas) } : {}),
-        store: { codec: apiCodec },
+        store: { codec: apiCodec, cache: { windowSize: Number(opts.defaultWatchCacheSize ?? 20000) } },
         logger,
         registry,
       });
