@@ -1,14 +1,18 @@
 import { expect } from 'chai';
 import { startCluster, type TestCluster } from './helpers/cluster.js';
 
+/** Free-form JSON read back from the API in assertions. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = any;
+
 const cm = (name: string, labels: Record<string, string> = {}): string => JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, labels } });
 const pod = (name: string): string => JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name }, spec: { containers: [{ name: 'c', image: 'busybox:1.36' }] } });
 
 /** Reads a watch stream's JSON lines until `n` events or the stream ends. */
-async function watchEvents(url: string, n: number, timeoutMs = 10_000): Promise<Array<{ type: string; object: Record<string, any> }>> {
+async function watchEvents(url: string, n: number, timeoutMs = 10_000): Promise<Array<{ type: string; object: Json }>> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
-  const out: Array<{ type: string; object: Record<string, any> }> = [];
+  const out: Array<{ type: string; object: Json }> = [];
   try {
     const res = await fetch(url, { signal: controller.signal });
     let buffer = '';
@@ -16,7 +20,7 @@ async function watchEvents(url: string, n: number, timeoutMs = 10_000): Promise<
       buffer += Buffer.from(chunk).toString();
       let nl: number;
       while ((nl = buffer.indexOf('\n')) >= 0) {
-        out.push(JSON.parse(buffer.slice(0, nl)) as { type: string; object: Record<string, any> });
+        out.push(JSON.parse(buffer.slice(0, nl)) as { type: string; object: Json });
         buffer = buffer.slice(nl + 1);
         if (out.length >= n) {
           controller.abort();
@@ -106,7 +110,7 @@ describe('API semantics over HTTP (kubernel server, small watch cache)', functio
     expect(bind.status).to.equal(201);
     const again = await c.request('POST', `${ns}/pods/p1/binding`, JSON.stringify({ apiVersion: 'v1', kind: 'Binding', metadata: { name: 'p1' }, target: { kind: 'Node', name: 'node-b' } }));
     expect(again.status).to.equal(409);
-    let p = (await c.request('GET', `${ns}/pods/p1`)).json() as any;
+    let p = (await c.request('GET', `${ns}/pods/p1`)).json() as Json;
     expect(p.spec.nodeName).to.equal('node-a');
     expect(p.status.conditions.find((x: { type: string }) => x.type === 'PodScheduled').status).to.equal('True');
     // A status write changes only status; a main-resource write cannot change status.
@@ -124,10 +128,10 @@ describe('API semantics over HTTP (kubernel server, small watch cache)', functio
     expect(forbidden.status).to.equal(422);
     expect(String(forbidden.json().message)).to.contain('pod updates may not change fields other than');
     // Graceful deletion: the node agent finishes it.
-    const del = (await c.request('DELETE', `${ns}/pods/p1`)).json() as any;
+    const del = (await c.request('DELETE', `${ns}/pods/p1`)).json() as Json;
     expect(del.metadata.deletionGracePeriodSeconds).to.equal(30);
     expect(del.metadata.deletionTimestamp).to.be.a('string');
-    const table = (await c.request('GET', `${ns}/pods`, undefined, { accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' })).json() as any;
+    const table = (await c.request('GET', `${ns}/pods`, undefined, { accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' })).json() as Json;
     expect(table.columnDefinitions.map((col: { name: string }) => col.name)).to.deep.equal(['Name', 'Ready', 'Status', 'Restarts', 'Age', 'IP', 'Node', 'Nominated Node', 'Readiness Gates']);
     expect(table.rows.find((r: { cells: unknown[] }) => r.cells[0] === 'p1').cells.slice(0, 4)).to.deep.equal(['p1', '0/1', 'Terminating', 0]);
     const now = await c.request('DELETE', `${ns}/pods/p1?gracePeriodSeconds=0`);
@@ -141,7 +145,7 @@ describe('API semantics over HTTP (kubernel server, small watch cache)', functio
 
   it('refuses new objects in a terminating namespace', async () => {
     await c.request('POST', '/api/v1/namespaces', JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'closing' } }));
-    const ns1 = (await c.request('GET', '/api/v1/namespaces/closing')).json() as any;
+    const ns1 = (await c.request('GET', '/api/v1/namespaces/closing')).json() as Json;
     ns1.status.phase = 'Terminating';
     expect((await c.request('PUT', '/api/v1/namespaces/closing/status', JSON.stringify(ns1))).status).to.equal(200);
     const res = await c.request('POST', '/api/v1/namespaces/closing/configmaps', cm('x'));
@@ -151,7 +155,7 @@ describe('API semantics over HTTP (kubernel server, small watch cache)', functio
 
   it('keeps finalized objects until their finalizers are removed', async () => {
     await c.request('POST', `${ns}/configmaps`, JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'fin', finalizers: ['example.com/hold'] } }));
-    const marked = (await c.request('DELETE', `${ns}/configmaps/fin`)).json() as any;
+    const marked = (await c.request('DELETE', `${ns}/configmaps/fin`)).json() as Json;
     expect(marked.metadata.deletionTimestamp).to.be.a('string');
     expect((await c.request('GET', `${ns}/configmaps/fin`)).status).to.equal(200);
     const released = await c.request('PATCH', `${ns}/configmaps/fin`, JSON.stringify({ metadata: { finalizers: null } }), { 'content-type': 'application/merge-patch+json' });

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { fileURLToPath } from 'node:url';
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
 import { ApiError } from './status.js';
 import { ProtobufDecoder } from './protobuf.js';
 
