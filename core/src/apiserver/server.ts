@@ -65,7 +65,43 @@ interface Metrics {
 }
 
 const JSON_TYPE = 'application/json';
+
+/**
+ * JSON text of objects shared from the watch cache (deep-frozen, so their text never changes):
+ * serialized once, however many gets, lists and watchers send them.
+ */
+const serializedCache = new WeakMap<object, string>();
+function toJson(value: unknown): string {
+  if (typeof value !== 'object' || value === null || !Object.isFrozen(value)) return JSON.stringify(value);
+  let text = serializedCache.get(value);
+  if (text === undefined) {
+    text = JSON.stringify(value);
+    serializedCache.set(value, text);
+  }
+  return text;
+}
+
+/** A deleted object's last state with the delete's resourceVersion: one frozen copy for every watcher. */
+const deletedCopies = new WeakMap<object, Obj>();
+function deletedCopy(value: Obj, revision: number): Obj {
+  let copy = deletedCopies.get(value);
+  if (!copy || copy.metadata.resourceVersion !== String(revision)) {
+    copy = Object.freeze({ ...value, metadata: Object.freeze({ ...value.metadata, resourceVersion: String(revision) }) });
+    deletedCopies.set(value, copy);
+  }
+  return copy;
+}
+
+/** A list response, its items' text reused from {@link toJson}. */
+function listJson(kind: string, apiVersion: string, metadata: Obj, items: readonly Obj[]): string {
+  return `{"kind":${JSON.stringify(kind)},"apiVersion":${JSON.stringify(apiVersion)},"metadata":${JSON.stringify(metadata)},"items":[${items.map(toJson).join(',')}]}`;
+}
 const ACCEPTED_BODIES = ['application/json', 'application/yaml'];
+
+/** A response body that is already JSON text. */
+class RawJson {
+  constructor(readonly text: string) {}
+}
 
 /**
  * The Kubernetes-compatible API server: discovery, OpenAPI, health, and the REST verbs of every
@@ -213,7 +249,7 @@ export class ApiServer {
         case 'list': {
           const { items, meta } = await this.rest.list(r);
           if (wantsTable(req.headers.accept)) return { status: 200, body: toTable(def, items, meta, url.searchParams.get('includeObject') ?? 'Metadata') };
-          return { status: 200, body: { kind: `${def.kind}List`, apiVersion: apiVersionOf(def), metadata: meta, items } };
+          return { status: 200, body: new RawJson(listJson(`${def.kind}List`, apiVersionOf(def), meta, items)) };
         }
         case 'create':
           return this.rest.create(r);
@@ -389,13 +425,13 @@ export class ApiServer {
           object = { kind: def.kind, apiVersion: apiVersionOf(def), metadata: { resourceVersion: String(event.revision) } };
         } else {
           const value = event.value as Obj;
-          object = value.metadata?.resourceVersion === String(event.revision) ? value : { ...value, metadata: { ...value.metadata, resourceVersion: String(event.revision) } };
+          object = value.metadata?.resourceVersion === String(event.revision) ? value : deletedCopy(value, event.revision);
           if (table) {
             object = { kind: 'Table', apiVersion: 'meta.k8s.io/v1', metadata: { resourceVersion: String(event.revision) }, ...(first ? { columnDefinitions: toTable(def, [], {}, include).columnDefinitions } : {}), rows: [tableRow(def, object, include)] };
             first = false;
           }
         }
-        if (!res.write(`${JSON.stringify({ type: event.type, object })}\n`)) {
+        if (!res.write(`{"type":"${event.type}","object":${toJson(object)}}\n`)) {
           await new Promise<void>((resolve) => {
             res.once('drain', resolve);
             res.once('close', resolve);
@@ -418,7 +454,7 @@ export class ApiServer {
   // ---- responses -----------------------------------------------------------------------------
 
   private send(res: ServerResponse, status: number, body: unknown, warnings?: readonly string[], type = JSON_TYPE): number {
-    return this.sendText(res, status, JSON.stringify(body), type, warnings);
+    return this.sendText(res, status, body instanceof RawJson ? body.text : toJson(body), type, warnings);
   }
 
   private sendText(res: ServerResponse, status: number, text: string, type: string, warnings?: readonly string[]): number {
