@@ -118,6 +118,9 @@ export class ApiServer {
   private readonly log: Logger;
   private readonly metrics: Metrics;
   private readonly watches = new Set<Watch>();
+  /** Metric children bound to their labels once (prom-client label handling is costly per call). */
+  private readonly bound = new Map<string, { inc(): void; observe?(v: number): void }>();
+  private readonly inflightGauges: Record<'mutating' | 'readOnly', { inc(): void; dec(): void }>;
   private inflight = 0;
   private protobuf?: ProtobufDecoder;
   private stopping = false;
@@ -143,6 +146,7 @@ export class ApiServer {
       inflight: m.gauge({ name: 'apiserver_current_inflight_requests', help: 'Requests being served, by kind (readOnly, mutating).', labelNames: ['kind'] }),
       watchers: m.gauge({ name: 'apiserver_registered_watchers', help: 'Open watches, by resource.', labelNames: ['resource'] }),
     };
+    this.inflightGauges = { mutating: this.metrics.inflight.labels({ kind: 'mutating' }), readOnly: this.metrics.inflight.labels({ kind: 'readOnly' }) };
   }
 
   /** The served resources (for bootstrap and tests). */
@@ -190,12 +194,21 @@ export class ApiServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = process.hrtime.bigint();
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const info = requestInfo(req.method ?? 'GET', url.pathname, url.searchParams);
+    const raw = req.url ?? '/';
+    const q = raw.indexOf('?');
+    const url = { pathname: q < 0 ? raw : raw.slice(0, q), searchParams: new URLSearchParams(q < 0 ? '' : raw.slice(q + 1)) };
+    let info: RequestInfo;
+    try {
+      info = requestInfo(req.method ?? 'GET', url.pathname, url.searchParams);
+    } catch {
+      this.send(res, 400, badRequest('the request path is not valid (bad percent-encoding)').toStatus());
+      return;
+    }
     const mutating = ['create', 'update', 'patch', 'delete', 'deletecollection'].includes(info.verb);
     const kind = mutating ? 'mutating' : 'readOnly';
     this.inflight++;
-    this.metrics.inflight.inc({ kind });
+    const inflight = this.inflightGauges[kind];
+    inflight.inc();
     let code = 200;
     try {
       if (this.stopping) throw unavailable('the API server is shutting down');
@@ -207,15 +220,30 @@ export class ApiServer {
       else res.end();
     } finally {
       this.inflight--;
-      this.metrics.inflight.dec({ kind });
+      inflight.dec();
       if (this.inflight === 0) this.idle?.();
       const resource = info.isResourceRequest ? info.resource : '';
-      this.metrics.requests.inc({ verb: info.verb.toUpperCase(), group: info.apiGroup, version: info.apiVersion, resource, subresource: info.subresource ?? '', code: String(code) });
-      if (info.verb !== 'watch') this.metrics.latency.observe({ verb: info.verb.toUpperCase(), resource }, Number(process.hrtime.bigint() - started) / 1e9);
+      const verb = info.verb.toUpperCase();
+      const counterKey = `c\u0000${verb}\u0000${info.apiGroup}\u0000${info.apiVersion}\u0000${resource}\u0000${info.subresource ?? ''}\u0000${code}`;
+      let counter = this.bound.get(counterKey);
+      if (!counter) {
+        counter = this.metrics.requests.labels({ verb, group: info.apiGroup, version: info.apiVersion, resource, subresource: info.subresource ?? '', code: String(code) });
+        this.bound.set(counterKey, counter);
+      }
+      counter.inc();
+      if (info.verb !== 'watch') {
+        const latencyKey = `l\u0000${verb}\u0000${resource}`;
+        let latency = this.bound.get(latencyKey);
+        if (!latency) {
+          latency = this.metrics.latency.labels({ verb, resource }) as unknown as { inc(): void; observe(v: number): void };
+          this.bound.set(latencyKey, latency);
+        }
+        latency.observe!(Number(process.hrtime.bigint() - started) / 1e9);
+      }
     }
   }
 
-  private async route(req: IncomingMessage, res: ServerResponse, url: URL, info: RequestInfo): Promise<number> {
+  private async route(req: IncomingMessage, res: ServerResponse, url: { pathname: string; searchParams: URLSearchParams }, info: RequestInfo): Promise<number> {
     const path = url.pathname.replace(/\/+$/, '') || '/';
     // Health and version are open to everyone, as in Kubernetes.
     if (path === '/healthz' || path === '/livez' || path === '/readyz' || path.startsWith('/livez/') || path.startsWith('/readyz/') || path.startsWith('/healthz/')) {

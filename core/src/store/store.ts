@@ -76,6 +76,8 @@ export class Store {
   /** The revision request in flight, and the one that waiting callers share next. */
   private inflight?: Promise<number>;
   private nextBarrier?: Promise<number>;
+  /** Latency histogram children bound to their labels once. */
+  private readonly latency = new Map<string, { observe(v: number): void }>();
 
   private constructor(
     private readonly backend: NatsBackend,
@@ -115,15 +117,25 @@ export class Store {
     return new Store(backend, cache, codec, metrics, options.readTimeoutMs ?? STORE_DEFAULTS.readTimeoutMs, log);
   }
 
+  private observe(operation: string, result: string, started: number): void {
+    const key = `${operation}\u0000${result}`;
+    let child = this.latency.get(key);
+    if (!child) {
+      child = this.metrics.requests.labels({ operation, result });
+      this.latency.set(key, child);
+    }
+    child.observe((performance.now() - started) / 1000);
+  }
+
   private async timed<T>(operation: string, run: () => Promise<T>): Promise<T> {
     if (this.closed) throw new StoreUnavailableError('the store is closed');
-    const end = this.metrics.requests.startTimer({ operation });
+    const started = performance.now();
     try {
       const result = await run();
-      end({ result: 'ok' });
+      this.observe(operation, 'ok', started);
       return result;
     } catch (err) {
-      end({ result: (err as Error).name ?? 'error' });
+      this.observe(operation, (err as Error).name ?? 'error', started);
       if (err instanceof BackendUnavailableError) throw new StoreUnavailableError(err.message, { cause: err });
       throw err;
     }
