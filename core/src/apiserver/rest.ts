@@ -347,7 +347,8 @@ export class RestHandlers {
   private decode(r: RestRequest, body: unknown, warnings: string[]): Obj {
     const { def, info } = r;
     if (!isObject(body)) throw badRequest(`the body of the request must be a ${def.kind} object`);
-    // Clients send null for unset optional fields (Go's zero values): null means absent.
+    // Clients send null for unset optional fields (Go's zero values): null means absent. (This
+    // deep copy is also the request's own copy of the body.)
     const o = withoutNulls(body) as Obj;
     const expected = apiVersionOf(def);
     if (o.apiVersion !== undefined && o.apiVersion !== expected) {
