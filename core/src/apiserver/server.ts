@@ -10,6 +10,7 @@ import {
   TooOldError,
   type Store,
   type Watch,
+  type WatchEvent,
 } from '../store/index.js';
 import type { NamedCheck } from '../kernel/health-server.js';
 import { ServiceAllocators } from './allocator.js';
@@ -79,6 +80,17 @@ function toJson(value: unknown): string {
     serializedCache.set(value, text);
   }
   return text;
+}
+
+/** Watch event lines of shared (frozen) objects, encoded once for every watcher that sends them. */
+const eventLines = new WeakMap<object, { type: string; line: Buffer }>();
+function eventLine(type: string, object: Obj): Buffer | string {
+  if (!Object.isFrozen(object)) return `{"type":"${type}","object":${JSON.stringify(object)}}\n`;
+  const cached = eventLines.get(object);
+  if (cached && cached.type === type) return cached.line;
+  const line = Buffer.from(`{"type":"${type}","object":${toJson(object)}}\n`);
+  eventLines.set(object, { type, line });
+  return line;
 }
 
 /** A deleted object's last state with the delete's resourceVersion: one frozen copy for every watcher. */
@@ -446,29 +458,33 @@ export class ApiServer {
     res.writeHead(200, { 'content-type': JSON_TYPE, 'cache-control': 'no-cache', 'transfer-encoding': 'chunked' });
     res.flushHeaders();
     let first = true;
-    try {
-      for await (const event of watch) {
-        let object: Obj;
-        if (event.type === 'BOOKMARK') {
-          object = { kind: def.kind, apiVersion: apiVersionOf(def), metadata: { resourceVersion: String(event.revision) } };
-        } else {
-          const value = event.value as Obj;
-          object = value.metadata?.resourceVersion === String(event.revision) ? value : deletedCopy(value, event.revision);
-          if (table) {
-            object = { kind: 'Table', apiVersion: 'meta.k8s.io/v1', metadata: { resourceVersion: String(event.revision) }, ...(first ? { columnDefinitions: toTable(def, [], {}, include).columnDefinitions } : {}), rows: [tableRow(def, object, include)] };
-            first = false;
-          }
-        }
-        if (!res.write(`{"type":"${event.type}","object":${toJson(object)}}\n`)) {
-          await new Promise<void>((resolve) => {
-            res.once('drain', resolve);
-            res.once('close', resolve);
-          });
-        }
+    const render = (event: WatchEvent): Buffer | string => {
+      if (event.type === 'BOOKMARK') {
+        return eventLine('BOOKMARK', { kind: def.kind, apiVersion: apiVersionOf(def), metadata: { resourceVersion: String(event.revision) } });
       }
-    } catch (err) {
-      if (err instanceof TooOldError) res.write(`${JSON.stringify({ type: 'ERROR', object: new ApiError(410, 'Expired', err.message).toStatus() })}\n`);
-      else this.log.debug({ err }, 'watch ended');
+      const value = event.value as Obj;
+      let object = value.metadata?.resourceVersion === String(event.revision) ? value : deletedCopy(value, event.revision);
+      if (table) {
+        object = { kind: 'Table', apiVersion: 'meta.k8s.io/v1', metadata: { resourceVersion: String(event.revision) }, ...(first ? { columnDefinitions: toTable(def, [], {}, include).columnDefinitions } : {}), rows: [tableRow(def, object, include)] };
+        first = false;
+      }
+      return eventLine(event.type, object);
+    };
+    try {
+      // Events are pushed straight to the socket (no promise per event): cheap for many watchers.
+      await new Promise<void>((resolve) => {
+        const onDrain = (): void => watch.resume();
+        res.on('drain', onDrain);
+        watch.attach({
+          write: (event) => res.write(render(event)),
+          end: (err) => {
+            if (err instanceof TooOldError) res.write(`${JSON.stringify({ type: 'ERROR', object: new ApiError(410, 'Expired', err.message).toStatus() })}\n`);
+            else if (err) this.log.debug({ err }, 'watch ended');
+            res.off('drain', onDrain);
+            resolve();
+          },
+        });
+      });
     } finally {
       clearTimeout(timer);
       req.off('close', stop);

@@ -28,8 +28,27 @@ export class WatchClosedError extends StoreError {
   override readonly name = 'WatchClosedError';
 }
 
-/** A watch: an async iterable of events; `stop()` ends it (the iterator finishes). */
+/**
+ * Where a watch can push its events instead of being iterated: `write` returns false when the
+ * consumer wants no more until it calls {@link Watch.resume}; `end` is called once.
+ */
+export interface WatchSink {
+  write(event: WatchEvent): boolean;
+  end(error: Error | undefined): void;
+}
+
+/**
+ * A watch: an async iterable of events, or (with {@link Watch.attach}) a push source; `stop()`
+ * ends it.
+ */
 export interface Watch extends AsyncIterable<WatchEvent> {
+  /**
+   * Delivers events to `sink` as they come (queued ones first), with no promise per event: the
+   * cheap path for serving many watchers. Use either this or async iteration, not both.
+   */
+  attach(sink: WatchSink): void;
+  /** After `sink.write` returned false: deliver the queued events again. */
+  resume(): void;
   /** Ends the watch; pending events are dropped. Idempotent. */
   stop(): void;
   /** Resolves when the watch has ended, with the error that ended it (undefined when stopped). */
@@ -48,6 +67,8 @@ export class Watcher implements Watch {
   private error?: Error;
   private ended = false;
   private resolveClosed!: (err: Error | undefined) => void;
+  private sink?: WatchSink;
+  private paused = false;
   /** The revision of the last event or bookmark queued. */
   lastRevision: number;
   readonly closed: Promise<Error | undefined>;
@@ -92,6 +113,11 @@ export class Watcher implements Watch {
   /** Queues an event (or ends the watch when it is over capacity). */
   push(event: WatchEvent): void {
     if (this.ended) return;
+    if (this.sink && !this.paused && this.head === this.queue.length) {
+      this.lastRevision = event.revision;
+      if (!this.sink.write(event)) this.paused = true;
+      return;
+    }
     if (this.queue.length - this.head >= this.capacity) {
       this.end(new WatchClosedError(`watch closed: the client fell more than ${this.capacity} events behind`));
       return;
@@ -103,6 +129,28 @@ export class Watcher implements Watch {
     wake?.();
   }
 
+  attach(sink: WatchSink): void {
+    this.sink = sink;
+    if (this.ended) {
+      sink.end(this.error);
+      return;
+    }
+    this.resume();
+  }
+
+  resume(): void {
+    this.paused = false;
+    const sink = this.sink;
+    if (!sink) return;
+    while (!this.paused && !this.ended && this.head < this.queue.length) {
+      if (!sink.write(this.queue[this.head++]!)) this.paused = true;
+    }
+    if (this.head === this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+    }
+  }
+
   /** Ends the watch with `error` (the iterator throws it after draining nothing more). */
   end(error?: Error): void {
     if (this.ended) return;
@@ -112,6 +160,7 @@ export class Watcher implements Watch {
     this.head = 0;
     this.onEnd(this);
     this.resolveClosed(error);
+    this.sink?.end(error);
     const wake = this.wake;
     this.wake = undefined;
     wake?.();
