@@ -213,14 +213,14 @@ export class RestHandlers {
         if (old.status === undefined) delete o.status;
         else o.status = clone(old.status);
       }
-      if (this.tracksGeneration(def) && !info.subresource && JSON.stringify(specOf(o)) !== JSON.stringify(specOf(old))) {
+      if (this.tracksGeneration(def) && !info.subresource && !specEqual(o, old)) {
         o.metadata.generation = (old.metadata.generation ?? 1) + 1;
       }
       def.defaults?.(o);
       this.validate(def, o, info.subresource === 'binding' ? undefined : old);
       await this.admit('UPDATE', r, o, old, dryRun);
       await def.beforeUpdate?.(o, old, this.hooks, dryRun);
-      if (JSON.stringify(o) === JSON.stringify(old)) return { status: 200, body: old, warnings };
+      if (deepEqual(o, old)) return { status: 200, body: old, warnings };
       // Finalizers emptied on an object marked for deletion: the update completes the delete.
       if (o.metadata.deletionTimestamp && ((o.metadata.finalizers ?? []) as unknown[]).length === 0 && !def.gracefulDelete?.(o)) {
         if (dryRun) return { status: 200, body: o, warnings };
@@ -561,10 +561,31 @@ export class RestHandlers {
   }
 }
 
-/** The spec-like part of an object, whose changes bump metadata.generation. */
-function specOf(o: Obj): unknown {
-  const { metadata: _m, status: _s, apiVersion: _a, kind: _k, ...rest } = o;
-  return rest;
+/** Structural equality of JSON values. */
+export function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!deepEqual(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) {
+    if (!Object.prototype.hasOwnProperty.call(b, k) || !deepEqual((a as Obj)[k], (b as Obj)[k])) return false;
+  }
+  return true;
+}
+
+/** Whether two objects agree outside metadata, status, apiVersion and kind (what bumps generation). */
+function specEqual(a: Obj, b: Obj): boolean {
+  const skip = new Set(['metadata', 'status', 'apiVersion', 'kind']);
+  const ka = Object.keys(a).filter((k) => !skip.has(k));
+  const kb = Object.keys(b).filter((k) => !skip.has(k));
+  if (ka.length !== kb.length) return false;
+  return ka.every((k) => deepEqual(a[k], b[k]));
 }
 
 function withoutPaging(q: URLSearchParams): URLSearchParams {

@@ -72,30 +72,48 @@ export class Schemas {
    */
   unknownFields(name: string, o: unknown): string[] {
     const out: string[] = [];
-    this.walk(this.definitions[name], o, '', out, 0);
+    this.walk(this.definitions[name], o, [], out, 0);
     return out;
   }
 
-  private walk(schema: Obj | undefined, value: unknown, path: string, out: string[], depth: number): void {
+  /** Walks `value` along `schema`; `path` holds the segments so far (a string is built only for an unknown field). */
+  private walk(schema: Obj | undefined, value: unknown, path: string[], out: string[], depth: number): void {
     const s = this.resolve(schema);
     if (!s || depth > 64 || value === null || typeof value !== 'object') return;
     if (s['x-kubernetes-preserve-unknown-fields']) return;
     if (Array.isArray(value)) {
-      if (s.items) value.forEach((v, i) => this.walk(s.items as Obj, v, `${path}[${i}]`, out, depth + 1));
+      if (s.items) {
+        for (let i = 0; i < value.length; i++) {
+          path.push(`[${i}]`);
+          this.walk(s.items as Obj, value[i], path, out, depth + 1);
+          path.pop();
+        }
+      }
       return;
     }
     if (s.additionalProperties && typeof s.additionalProperties === 'object') {
-      for (const [k, v] of Object.entries(value)) this.walk(s.additionalProperties as Obj, v, `${path}[${k}]`, out, depth + 1);
+      for (const k of Object.keys(value)) {
+        path.push(`[${k}]`);
+        this.walk(s.additionalProperties as Obj, (value as Obj)[k], path, out, depth + 1);
+        path.pop();
+      }
       return;
     }
     const props = s.properties as Record<string, Obj> | undefined;
     if (!props) return;
-    for (const [k, v] of Object.entries(value)) {
-      const child = path ? `${path}.${k}` : k;
-      if (!(k in props)) out.push(child);
-      else this.walk(props[k], v, child, out, depth + 1);
+    for (const k of Object.keys(value)) {
+      path.push(k);
+      if (!(k in props)) out.push(joinPath(path));
+      else this.walk(props[k], (value as Obj)[k], path, out, depth + 1);
+      path.pop();
     }
   }
+}
+
+function joinPath(parts: readonly string[]): string {
+  let out = '';
+  for (const p of parts) out += p.startsWith('[') || out === '' ? p : `.${p}`;
+  return out;
 }
 
 /**
