@@ -162,4 +162,32 @@ describe('API semantics over HTTP (kubernel server, small watch cache)', functio
     expect(released.status).to.equal(200);
     expect((await c.request('GET', `${ns}/configmaps/fin`)).status).to.equal(404);
   });
+
+  it('serves health checks, including the store\'s', async () => {
+    const ready = await c.request('GET', '/readyz?verbose');
+    expect(ready.status).to.equal(200);
+    expect(ready.body).to.contain('[+]ping ok').and.contain('[+]store ok').and.contain('readyz check passed');
+    expect((await c.request('GET', '/livez')).body).to.equal('ok');
+    expect((await c.request('GET', '/version')).json()).to.include({ major: '1', minor: '32' });
+  });
+
+  it('shuts down on SIGTERM, ending open watches cleanly (last: it stops the server)', async () => {
+    const controller = new AbortController();
+    const res = await fetch(`${c.url}/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=0`, { signal: controller.signal });
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    await reader.read();
+    c.process.child.kill('SIGTERM');
+    let ended = false;
+    for (;;) {
+      const { done } = await reader.read();
+      if (done) {
+        ended = true;
+        break;
+      }
+    }
+    expect(ended).to.equal(true);
+    const exit = await c.process.exited;
+    expect(exit.code).to.equal(0);
+    expect(exit.stdout).to.contain('received SIGTERM: stopping').and.contain('stopped');
+  });
 });
