@@ -35,6 +35,13 @@ function validateWorkload(o: Obj): StatusCause[] {
   return out;
 }
 
+/** The `-o wide` columns every pod-template workload shows. */
+const WIDE = [
+  col('Containers', 'Names of each container in the template.', 'string', 1),
+  col('Images', 'Images referenced by each container in the template.', 'string', 1),
+  col('Selector', 'Label selector for pods.', 'string', 1),
+];
+
 const selectorImmutable = (o: Obj, old: Obj): StatusCause[] =>
   JSON.stringify(o.spec?.selector) !== JSON.stringify(old.spec?.selector) ? [immutable('spec.selector', o.spec?.selector)] : [];
 
@@ -81,9 +88,7 @@ export const APPS: ResourceDef[] = [
       col('Up-to-date', 'Total number of non-terminated pods targeted by this deployment that have the desired template spec.', 'integer'),
       col('Available', 'Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.', 'integer'),
       AGE,
-      col('Containers', 'Names of each container in the template.', 'string', 1),
-      col('Images', 'Images referenced by each container in the template.', 'string', 1),
-      col('Selector', 'Label selector for pods.', 'string', 1),
+      ...WIDE,
     ],
     row: (o) => [`${o.status?.readyReplicas ?? 0}/${o.spec?.replicas ?? 0}`, o.status?.updatedReplicas ?? 0, o.status?.availableReplicas ?? 0, age(o), ...containersAndImages(o.spec?.template?.spec), selectorString(o.spec?.selector)],
   }),
@@ -105,9 +110,7 @@ export const APPS: ResourceDef[] = [
       col('Current', 'Number of actual replicas.', 'integer'),
       col('Ready', 'The number of ready replicas for this replica set.', 'integer'),
       AGE,
-      col('Containers', 'Names of each container in the template.', 'string', 1),
-      col('Images', 'Images referenced by each container in the template.', 'string', 1),
-      col('Selector', 'Label selector for pods.', 'string', 1),
+      ...WIDE,
     ],
     row: (o) => [o.spec?.replicas ?? 0, o.status?.replicas ?? 0, o.status?.readyReplicas ?? 0, age(o), ...containersAndImages(o.spec?.template?.spec), selectorString(o.spec?.selector)],
   }),
@@ -152,9 +155,7 @@ export const APPS: ResourceDef[] = [
       col('Available', 'The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available.', 'integer'),
       col('Node Selector', 'NodeSelector is a selector which must be true for the pod to fit on a node.'),
       AGE,
-      col('Containers', 'Names of each container in the template.', 'string', 1),
-      col('Images', 'Images referenced by each container in the template.', 'string', 1),
-      col('Selector', 'Label selector for pods.', 'string', 1),
+      ...WIDE,
     ],
     row: (o) => {
       const st = (o.status ?? {}) as Obj;
