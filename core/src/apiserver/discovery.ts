@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ResourceRegistry } from './registry.js';
-import { ALL_VERBS, apiVersionOf, type ResourceDef } from './resource.js';
+import { ALL_VERBS, type ResourceDef } from './resource.js';
 
 function verbs(def: ResourceDef): string[] {
   return [...(def.verbs ?? ALL_VERBS)].sort();
@@ -105,4 +105,3 @@ export function aggregatedDiscovery(registry: ResourceRegistry, core: boolean, v
   };
 }
 
-export { apiVersionOf };

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { patchStrategies } from './patch.js';
 import type { ResourceRegistry } from './registry.js';
-import { apiVersionOf, type Obj, type ResourceDef } from './resource.js';
+import type { Obj, ResourceDef } from './resource.js';
 import type { Schemas } from './schemas.js';
 
 /** The Kubernetes version this API server presents itself as (for clients' compatibility checks). */
@@ -121,4 +121,3 @@ export class OpenApi {
   }
 }
 
-export { apiVersionOf };

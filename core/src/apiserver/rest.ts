@@ -9,7 +9,7 @@ import {
 } from '../store/index.js';
 import type { AdmissionRequest, RequestChain, UserInfo } from './chain.js';
 import { jsonPatch, mergePatch, PATCH_TYPES, strategicMergePatch } from './patch.js';
-import { listPrefix, resourcePrefix, storeKey, type ResourceRegistry } from './registry.js';
+import { listPrefix, storeKey, type ResourceRegistry } from './registry.js';
 import type { RequestInfo } from './request-info.js';
 import { apiVersionOf, type HookContext, type Obj, type ResourceDef } from './resource.js';
 import { fieldPath, type Schemas } from './schemas.js';
@@ -625,4 +625,3 @@ function dropField(o: Obj, path: string): void {
   if (isObject(parent)) delete parent[parts[parts.length - 1]!];
 }
 
-export { resourcePrefix };

@@ -433,8 +433,7 @@ export class ApiServer {
     const include = query.get('includeObject') ?? 'Metadata';
     const min = this.options.minWatchTimeoutSeconds ?? 1800;
     const timeoutSeconds = query.has('timeoutSeconds') ? Number(query.get('timeoutSeconds')) : min * (1 + Math.random());
-    let prefix = listPrefix(def, info.namespace);
-    if (info.name) prefix = listPrefix(def, info.namespace);
+    const prefix = listPrefix(def, info.namespace);
     const byName = info.name;
     const nameFilter = byName ? (v: unknown) => (v as Obj).metadata?.name === byName && (!filter || filter(v)) : filter;
     let watch: Watch;

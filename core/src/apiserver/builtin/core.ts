@@ -2,7 +2,7 @@ import type { Obj, ResourceDef } from '../resource.js';
 import type { StatusCause } from '../status.js';
 import { AGE, age, col, containersAndImages, mapString, orNone } from './columns.js';
 import { defaultPodSpec, podStatusReason, validatePodSpec, validatePodSpecUpdate, validatePodTemplate } from './pod.js';
-import { immutable, invalidValue, notSupported, portProblem, required, selectorString, validateDataKeys, validateMeta, duplicate } from './rules.js';
+import { immutable, invalidValue, notSupported, portProblem, required, validateDataKeys, validateMeta, duplicate } from './rules.js';
 
 const core = (d: Omit<ResourceDef, 'group' | 'version' | 'definition'> & { definition?: string }): ResourceDef => ({
   group: '',
@@ -453,4 +453,3 @@ export function qosClass(spec: Obj | undefined): string {
   return guaranteed ? 'Guaranteed' : 'Burstable';
 }
 
-export { selectorString };
