@@ -61,7 +61,9 @@ describe('patches', () => {
     const removed = strategicMergePatch(pod, { metadata: { '$deleteFromPrimitiveList/finalizers': ['x'] } }, POD, schemas) as typeof pod;
     expect(removed.metadata.finalizers).to.deep.equal([]);
     const ordered = strategicMergePatch(pod, { spec: { '$setElementOrder/containers': [{ name: 'log' }, { name: 'web' }] } }, POD, schemas) as typeof pod;
-    expect(ordered.spec.containers).to.have.length(2);
+    expect(ordered.spec.containers.map((c) => c.name)).to.deep.equal(['log', 'web']);
+    const env = strategicMergePatch(pod, { spec: { containers: [{ name: 'web', '$setElementOrder/env': [{ name: 'B' }, { name: 'A' }] }] } }, POD, schemas) as typeof pod;
+    expect(env.spec.containers[0]!.env!.map((e) => e.name)).to.deep.equal(['B', 'A']);
     expect(() => strategicMergePatch(pod, { $patch: 'explode' }, POD, schemas)).to.throw(ApiError).with.property('code', 400);
   });
 

@@ -144,11 +144,29 @@ function smp(target: unknown, patch: unknown, def: string | undefined, schemas: 
       out[k] = v;
     }
   }
+  for (const [k, order] of Object.entries(patch)) {
+    if (!k.startsWith('$setElementOrder/') || !Array.isArray(order)) continue;
+    const field = k.slice('$setElementOrder/'.length);
+    const strategy = def ? patchStrategy(def, field) : undefined;
+    if (Array.isArray(out[field])) out[field] = reorder(out[field] as unknown[], order, strategy?.key);
+  }
   if (Array.isArray(patch.$retainKeys)) {
     const keep = new Set(patch.$retainKeys as string[]);
     for (const k of Object.keys(out)) if (!keep.has(k)) delete out[k];
   }
   return out;
+}
+
+/**
+ * Applies a `$setElementOrder` directive: the listed elements come in the listed order, the
+ * others keep their places relative to each other after them (the client's order wins).
+ */
+function reorder(list: unknown[], order: unknown[], key: string | undefined): unknown[] {
+  const id = (v: unknown): string => JSON.stringify(key && isObject(v) ? v[key] : v);
+  const wanted = order.map((o) => JSON.stringify(key && isObject(o) ? o[key] : o));
+  const listed = wanted.flatMap((w) => list.filter((v) => id(v) === w));
+  const rest = list.filter((v) => !wanted.includes(id(v)));
+  return [...listed, ...rest];
 }
 
 function mergeList(target: unknown, patch: unknown[], strategy: Strategy, itemDef: string | undefined, schemas: Schemas): unknown[] {
