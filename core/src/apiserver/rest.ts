@@ -554,9 +554,7 @@ export class RestHandlers {
       if (scheduled) Object.assign(scheduled, condition);
       else conditions.push(condition);
       return pod;
-    }, []).catch((err: unknown) => {
-      throw err;
-    });
+    }, []);
     return { status: 201, body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 } };
   }
 }

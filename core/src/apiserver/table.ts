@@ -15,8 +15,8 @@ export function columnsOf(def: ResourceDef): Column[] {
   return [NAME, ...(def.columns ?? DEFAULT_COLUMNS)];
 }
 
-function partialMetadata(o: Obj, def: ResourceDef): Obj {
-  return { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: o.metadata, ...(def ? {} : {}) };
+function partialMetadata(o: Obj): Obj {
+  return { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: o.metadata };
 }
 
 /** One table row for `o`. */
@@ -24,7 +24,7 @@ export function tableRow(def: ResourceDef, o: Obj, include: string): Obj {
   const cells = [o.metadata?.name ?? '', ...(def.row ? def.row(o) : [age(o)])];
   const row: Obj = { cells };
   if (include === 'Object') row.object = o;
-  else if (include !== 'None') row.object = partialMetadata(o, def);
+  else if (include !== 'None') row.object = partialMetadata(o);
   return row;
 }
 

@@ -106,6 +106,8 @@ function apiErrorCode(err: unknown): number | undefined {
 export class NatsBackend {
   private readonly stream: string;
   private readonly subjectPrefix: string;
+  /** Kept by the connection's status events (true from connect until a disconnect). */
+  private connected = true;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -136,15 +138,20 @@ export class NatsBackend {
       ...(options.tls ? { tls: { ...options.tls } } : {}),
     };
     const nc = await connect(co);
-    options.onConnectionState?.(true);
+    let backend: NatsBackend | undefined;
+    const setConnected = (up: boolean): void => {
+      if (backend) backend.connected = up;
+      options.onConnectionState?.(up);
+    };
+    setConnected(true);
     void (async () => {
       for await (const s of nc.status()) {
         if (s.type === Events.Disconnect) {
           log.warn({ server: s.data }, 'disconnected from NATS; reconnecting');
-          options.onConnectionState?.(false);
+          setConnected(false);
         } else if (s.type === Events.Reconnect) {
           log.info({ server: s.data }, 'reconnected to NATS');
-          options.onConnectionState?.(true);
+          setConnected(true);
         } else if (s.type === Events.Error) {
           log.error({ err: s.data }, 'NATS connection error');
         }
@@ -155,7 +162,7 @@ export class NatsBackend {
     for (let attempt = 1; ; attempt++) {
       try {
         const jsm = await nc.jetstreamManager({ timeout: 10_000 });
-        const backend = new NatsBackend(nc, js, jsm, options);
+        backend = new NatsBackend(nc, js, jsm, options);
         await backend.ensureBucket();
         return backend;
       } catch (err) {
@@ -278,7 +285,7 @@ export class NatsBackend {
 
   /** Whether the connection is up now. */
   isConnected(): boolean {
-    return !this.nc.isClosed() && this.nc.info !== undefined;
+    return this.connected && !this.nc.isClosed();
   }
 
   /** Drains and closes the connection. */
