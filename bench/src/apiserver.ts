@@ -7,8 +7,8 @@
  * write (the default) and without fsync (labelled). Reproduce: `npm run bench:apiserver`.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
-import { Pool } from 'undici';
+import { connect, type Socket } from 'node:net';
+import { LeanPool } from './lean-http.js';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,16 +34,15 @@ const PACED_SECONDS = Number(args.seconds);
 const BIN = fileURLToPath(new URL('../../core/bin/kubernel.js', import.meta.url));
 
 let base = '';
-let pool: Pool | undefined;
+let pool: LeanPool | undefined;
 
 /**
- * One HTTP request through an undici pool (keep-alive, up to 128 connections): the leanest
- * Node.js client, so the load generator takes as little of the shared CPU as it can.
+ * One HTTP request through a pool of lean keep-alive connections (bench/src/lean-http.ts): the
+ * load generator shares the two cores with the server, so it spends as little CPU as it can.
  */
 async function call(method: string, path: string, body?: string, contentType = 'application/json'): Promise<{ status: number; body: string }> {
-  pool ??= new Pool(base, { connections: 128, pipelining: 1 });
-  const res = await pool.request({ method: method as 'GET', path, ...(body !== undefined ? { body, headers: { 'content-type': contentType } } : {}) });
-  return { status: res.statusCode, body: await res.body.text() };
+  pool ??= new LeanPool(base, 128);
+  return pool.request(method, path, body, contentType);
 }
 
 async function expectOk(p: Promise<{ status: number; body: string }>): Promise<string> {
@@ -127,7 +126,7 @@ async function paced(rate: number, seconds: number): Promise<{ p50: number; p99:
   for (let i = 0; i < total; i++) {
     const due = started + (i * 1000) / rate;
     const wait = due - performance.now();
-    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     inflight.push(
       (async () => {
         try {
@@ -150,34 +149,47 @@ const MARKER = Buffer.from('"name":"fo-');
 async function fanOut(watchers: number, writes: number): Promise<{ p50: number; p99: number; connected: number }> {
   const seen = new Map<string, number>();
   const lastSeen = new Map<string, number>();
-  const requests: Array<ReturnType<typeof request>> = [];
+  const sockets: Socket[] = [];
   let connected = 0;
   const wakes: Array<() => void> = [];
+  const { hostname, port } = new URL(base);
+  const head = Buffer.from(`GET /api/v1/namespaces/fanout/configmaps?watch=true&resourceVersion=0&timeoutSeconds=600 HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAccept: application/json\r\n\r\n`);
+  // Raw sockets, not an HTTP client: the load generator shares the CPU with the server, so its own
+  // cost per event must stay small. Each event line names its object once; scanning the bytes
+  // for that marker (chunk framing included) is all the parsing the measurement needs.
   await Promise.all(
     Array.from({ length: watchers }, () =>
       new Promise<void>((resolve, reject) => {
-        const req = request(`${base}/api/v1/namespaces/fanout/configmaps?watch=true&resourceVersion=0&timeoutSeconds=600`, { agent: new Agent({ keepAlive: false }) }, (res) => {
-          connected++;
-          resolve();
-          // Lean parsing (Buffer.indexOf, no string per chunk): the client shares the CPU with the
-          // server, so its own cost per event must stay small. Each event line names its object once.
-          res.on('data', (chunk: Buffer) => {
-            for (let at = chunk.indexOf(MARKER); at >= 0; at = chunk.indexOf(MARKER, at + MARKER.length)) {
-              let end = at + MARKER.length;
-              while (end < chunk.length && chunk[end]! >= 0x30 && chunk[end]! <= 0x39) end++;
-              const name = `fo-${chunk.toString('latin1', at + MARKER.length, end)}`;
-              const count = (seen.get(name) ?? 0) + 1;
-              seen.set(name, count);
-              if (count === watchers) {
-                lastSeen.set(name, performance.now());
-                for (const w of wakes.splice(0)) w();
-              }
+        const socket = connect({ host: hostname, port: Number(port) }, () => socket.write(head));
+        let started = false;
+        let carry: Buffer = Buffer.alloc(0);
+        socket.on('data', (chunk: Buffer) => {
+          if (!started) {
+            started = true;
+            if (!chunk.subarray(0, 12).toString('latin1').startsWith('HTTP/1.1 200')) return reject(new Error(`watch refused: ${chunk.toString().slice(0, 200)}`));
+            connected++;
+            resolve();
+          }
+          // A read may end inside a marker: the unscanned tail is kept for the next read.
+          const data = carry.length > 0 ? Buffer.concat([carry, chunk]) : chunk;
+          let scanned = 0;
+          for (let at = data.indexOf(MARKER); at >= 0; at = data.indexOf(MARKER, scanned)) {
+            let end = at + MARKER.length;
+            while (end < data.length && data[end]! >= 0x30 && data[end]! <= 0x39) end++;
+            if (end === data.length) break;
+            scanned = end;
+            const name = `fo-${data.toString('latin1', at + MARKER.length, end)}`;
+            const count = (seen.get(name) ?? 0) + 1;
+            seen.set(name, count);
+            if (count === watchers) {
+              lastSeen.set(name, performance.now());
+              for (const w of wakes.splice(0)) w();
             }
-          });
+          }
+          carry = data.subarray(Math.max(scanned, data.length - MARKER.length - 12));
         });
-        req.on('error', reject);
-        req.end();
-        requests.push(req);
+        socket.on('error', reject);
+        sockets.push(socket);
       }),
     ),
   );
@@ -191,7 +203,7 @@ async function fanOut(watchers: number, writes: number): Promise<{ p50: number; 
     samples.add(Math.max(0, lastSeen.get(name)! - acked));
     await new Promise((r) => setTimeout(r, 20));
   }
-  for (const r of requests) r.destroy();
+  for (const socket of sockets) socket.destroy();
   return { p50: samples.quantile(0.5), p99: samples.quantile(0.99), connected };
 }
 
@@ -238,7 +250,7 @@ async function runMode(sync: SyncMode): Promise<string[]> {
     );
     return lines;
   } finally {
-    await pool?.close();
+    pool?.close();
     pool = undefined;
     server.kill('SIGTERM');
     await new Promise((r) => server.once('exit', r));

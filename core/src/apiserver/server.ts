@@ -82,15 +82,24 @@ function toJson(value: unknown): string {
   return text;
 }
 
-/** Watch event lines of shared (frozen) objects, encoded once for every watcher that sends them. */
-const eventLines = new WeakMap<object, { type: string; line: Buffer }>();
-function eventLine(type: string, object: Obj): Buffer | string {
-  if (!Object.isFrozen(object)) return `{"type":"${type}","object":${JSON.stringify(object)}}\n`;
-  const cached = eventLines.get(object);
-  if (cached && cached.type === type) return cached.line;
-  const line = Buffer.from(`{"type":"${type}","object":${toJson(object)}}\n`);
-  eventLines.set(object, { type, line });
-  return line;
+/**
+ * Watch events as ready-framed HTTP/1.1 chunks (`<hex length>\r\n<line>\r\n`): shared (frozen)
+ * objects are encoded once for every watcher, and each watcher's socket gets one write per event
+ * (`res.write` would issue four: length, CRLF, data, CRLF).
+ */
+const eventChunks = new WeakMap<object, { type: string; chunk: Buffer }>();
+const CRLF = Buffer.from('\r\n');
+function chunkOf(line: string): Buffer {
+  const body = Buffer.from(line);
+  return Buffer.concat([Buffer.from(`${body.length.toString(16)}\r\n`), body, CRLF]);
+}
+function eventChunk(type: string, object: Obj): Buffer {
+  if (!Object.isFrozen(object)) return chunkOf(`{"type":"${type}","object":${JSON.stringify(object)}}\n`);
+  const cached = eventChunks.get(object);
+  if (cached && cached.type === type) return cached.chunk;
+  const chunk = chunkOf(`{"type":"${type}","object":${toJson(object)}}\n`);
+  eventChunks.set(object, { type, chunk });
+  return chunk;
 }
 
 /** A deleted object's last state with the delete's resourceVersion: one frozen copy for every watcher. */
@@ -457,9 +466,9 @@ export class ApiServer {
     res.writeHead(200, { 'content-type': JSON_TYPE, 'cache-control': 'no-cache', 'transfer-encoding': 'chunked' });
     res.flushHeaders();
     let first = true;
-    const render = (event: WatchEvent): Buffer | string => {
+    const render = (event: WatchEvent): Buffer => {
       if (event.type === 'BOOKMARK') {
-        return eventLine('BOOKMARK', { kind: def.kind, apiVersion: apiVersionOf(def), metadata: { resourceVersion: String(event.revision) } });
+        return eventChunk('BOOKMARK', { kind: def.kind, apiVersion: apiVersionOf(def), metadata: { resourceVersion: String(event.revision) } });
       }
       const value = event.value as Obj;
       let object = value.metadata?.resourceVersion === String(event.revision) ? value : deletedCopy(value, event.revision);
@@ -467,19 +476,22 @@ export class ApiServer {
         object = { kind: 'Table', apiVersion: 'meta.k8s.io/v1', metadata: { resourceVersion: String(event.revision) }, ...(first ? { columnDefinitions: toTable(def, [], {}, include).columnDefinitions } : {}), rows: [tableRow(def, object, include)] };
         first = false;
       }
-      return eventLine(event.type, object);
+      return eventChunk(event.type, object);
     };
     try {
-      // Events are pushed straight to the socket (no promise per event): cheap for many watchers.
+      // Events are pushed straight to the socket as framed chunks (no promise per event, one
+      // write per event): cheap for many watchers. The response's own end() closes the stream.
+      const socket = res.socket;
+      if (!socket || socket.destroyed) return 200;
       await new Promise<void>((resolve) => {
         const onDrain = (): void => watch.resume();
-        res.on('drain', onDrain);
+        socket.on('drain', onDrain);
         watch.attach({
-          write: (event) => res.write(render(event)),
+          write: (event) => socket.write(render(event)),
           end: (err) => {
-            if (err instanceof TooOldError) res.write(`${JSON.stringify({ type: 'ERROR', object: new ApiError(410, 'Expired', err.message).toStatus() })}\n`);
+            if (err instanceof TooOldError) socket.write(chunkOf(`${JSON.stringify({ type: 'ERROR', object: new ApiError(410, 'Expired', err.message).toStatus() })}\n`));
             else if (err) this.log.debug({ err }, 'watch ended');
-            res.off('drain', onDrain);
+            socket.off('drain', onDrain);
             resolve();
           },
         });

@@ -9,6 +9,7 @@
  */
 
 const PLAIN = /^[A-Za-z0-9_-]$/;
+const ALL_PLAIN = /^[A-Za-z0-9_-]+$/;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
@@ -25,6 +26,7 @@ export class InvalidKeyError extends Error {
 
 function encodeSegment(segment: string): string {
   if (segment === '') return '=';
+  if (ALL_PLAIN.test(segment)) return segment;
   let out = '';
   for (const ch of segment) {
     if (PLAIN.test(ch)) {
@@ -38,6 +40,7 @@ function encodeSegment(segment: string): string {
 
 function decodeSegment(token: string): string {
   if (token === '=') return '';
+  if (!token.includes('=')) return token;
   const bytes: number[] = [];
   for (let i = 0; i < token.length; ) {
     if (token[i] === '=') {

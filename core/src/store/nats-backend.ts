@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from '@kubernel/sdk';
 import {
   connect,
+  createInbox,
   credsAuthenticator,
   DeliverPolicy,
   Events,
@@ -21,6 +22,8 @@ import {
   type ConsumerMessages,
   type JetStreamClient,
   type JetStreamManager,
+  type Msg,
+  type MsgHdrs,
   type NatsConnection,
 } from 'nats';
 
@@ -94,9 +97,121 @@ function unavailable(err: unknown): never {
   throw err;
 }
 
+/** A JetStream API error answer that is not one the store handles itself. */
+export class JetStreamApiError extends Error {
+  override readonly name = 'JetStreamApiError';
+  constructor(
+    readonly code: number,
+    readonly errCode: number,
+    description: string,
+  ) {
+    super(`JetStream API error ${code} (${errCode}): ${description}`);
+  }
+}
+
+/**
+ * Request/reply for the write path and the revision barrier, leaner than the client's own
+ * request() (which builds an Error with a stack trace for every completed request, arms a timer
+ * per request and flushes the socket per request): one wildcard inbox subscription, one sweep
+ * timer for deadlines, and requests issued in the same event-loop turn leave in one socket write.
+ */
+class Requester {
+  private readonly prefix: string;
+  private readonly pending = new Map<number, { resolve: (data: Uint8Array) => void; reject: (err: Error) => void; deadline: number }>();
+  private queued: Array<{ subject: string; data: Uint8Array; headers: MsgHdrs | undefined; id: number }> = [];
+  private scheduled = false;
+  private nextId = 1;
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly timeoutMs: number,
+  ) {
+    this.prefix = `${createInbox()}.`;
+    nc.subscribe(`${this.prefix}*`, { callback: (err, msg) => (err ? undefined : this.onReply(msg)) });
+    this.sweeper = setInterval(() => this.sweep(), 250);
+    this.sweeper.unref();
+  }
+
+  /** Sends `data` to `subject` and resolves with the reply's payload. */
+  request(subject: string, data: Uint8Array, hdrs?: MsgHdrs): Promise<Uint8Array> {
+    const id = this.nextId++;
+    return new Promise<Uint8Array>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, deadline: Date.now() + this.timeoutMs });
+      this.queued.push({ subject, data, headers: hdrs, id });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      p.reject(new BackendUnavailableError('NATS is unavailable: the connection is closing'));
+    }
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const batch = this.queued;
+    this.queued = [];
+    for (const q of batch) {
+      try {
+        this.nc.publish(q.subject, q.data, { reply: `${this.prefix}${q.id}`, ...(q.headers ? { headers: q.headers } : {}) });
+      } catch (err) {
+        this.settle(q.id)?.reject(new BackendUnavailableError(`NATS is unavailable: ${(err as Error).message}`, { cause: err }));
+      }
+    }
+  }
+
+  private settle(id: number): { resolve: (data: Uint8Array) => void; reject: (err: Error) => void } | undefined {
+    const p = this.pending.get(id);
+    if (p) this.pending.delete(id);
+    return p;
+  }
+
+  private onReply(msg: Msg): void {
+    const p = this.settle(Number(msg.subject.slice(this.prefix.length)));
+    if (!p) return;
+    if (msg.headers?.hasError) {
+      const noResponders = msg.headers.code === 503;
+      p.reject(new BackendUnavailableError(`NATS is unavailable: ${noResponders ? 'no responders (is JetStream enabled and the bucket present?)' : `${msg.headers.code} ${msg.headers.description}`}`));
+      return;
+    }
+    p.resolve(msg.data);
+  }
+
+  private sweep(): void {
+    if (this.pending.size === 0) return;
+    const now = Date.now();
+    for (const [id, p] of this.pending) {
+      if (p.deadline > now) continue;
+      this.pending.delete(id);
+      p.reject(new BackendUnavailableError(`NATS is unavailable: no answer within ${this.timeoutMs} ms`));
+    }
+  }
+}
+
+/** A JetStream API answer: the JSON body, or its error as an exception. */
+function apiAnswer<T>(data: Uint8Array): T {
+  const answer = JSON.parse(textDecoder.decode(data)) as T & { error?: { code: number; err_code: number; description: string } };
+  if (answer.error) {
+    if (answer.error.err_code === WRONG_LAST_SEQUENCE) throw new WrongRevisionError(answer.error.description);
+    throw new JetStreamApiError(answer.error.code, answer.error.err_code, answer.error.description);
+  }
+  return answer;
+}
+
+const textDecoder = new TextDecoder();
+const EMPTY = new Uint8Array(0);
 const WRONG_LAST_SEQUENCE = 10071;
 const STREAM_NAME_IN_USE = 10058;
 const OP_HEADER = 'KV-Operation';
+const EXPECTED_LAST_SUBJECT_SEQUENCE = 'Nats-Expected-Last-Subject-Sequence';
+const REQUEST_TIMEOUT_MS = 10_000;
 
 function apiErrorCode(err: unknown): number | undefined {
   return (err as { api_error?: { err_code?: number } })?.api_error?.err_code;
@@ -106,6 +221,8 @@ function apiErrorCode(err: unknown): number | undefined {
 export class NatsBackend {
   private readonly stream: string;
   private readonly subjectPrefix: string;
+  private readonly streamInfoSubject: string;
+  private readonly requests: Requester;
   /** Kept by the connection's status events (true from connect until a disconnect). */
   private connected = true;
 
@@ -117,6 +234,8 @@ export class NatsBackend {
   ) {
     this.stream = `KV_${options.bucket}`;
     this.subjectPrefix = `$KV.${options.bucket}.`;
+    this.streamInfoSubject = `$JS.API.STREAM.INFO.${this.stream}`;
+    this.requests = new Requester(nc, REQUEST_TIMEOUT_MS);
   }
 
   /** Connects (retrying until the servers answer) and creates or binds the bucket. */
@@ -210,16 +329,9 @@ export class NatsBackend {
   private async publish(key: string, data: Uint8Array, expected: number | undefined, op: 'DEL' | undefined): Promise<number> {
     const h = expected !== undefined || op ? headers() : undefined;
     if (op) h!.set(OP_HEADER, op);
-    try {
-      const ack = await this.js.publish(this.subjectPrefix + key, data, {
-        ...(h ? { headers: h } : {}),
-        ...(expected !== undefined ? { expect: { lastSubjectSequence: expected } } : {}),
-      });
-      return ack.seq;
-    } catch (err) {
-      if (apiErrorCode(err) === WRONG_LAST_SEQUENCE) throw new WrongRevisionError((err as Error).message);
-      return unavailable(err);
-    }
+    if (expected !== undefined) h!.set(EXPECTED_LAST_SUBJECT_SEQUENCE, String(expected));
+    const ack = apiAnswer<{ seq: number }>(await this.requests.request(this.subjectPrefix + key, data, h));
+    return ack.seq;
   }
 
   /** The latest entry of `key` (a tombstone included), read from the stream leader. */
@@ -236,7 +348,7 @@ export class NatsBackend {
 
   /** The bucket's current revision (its stream's last sequence), from the stream leader. */
   async lastRevision(): Promise<number> {
-    const info = await this.jsm.streams.info(this.stream).catch(unavailable);
+    const info = apiAnswer<{ state: { last_seq: number } }>(await this.requests.request(this.streamInfoSubject, EMPTY));
     return info.state.last_seq;
   }
 
@@ -291,5 +403,6 @@ export class NatsBackend {
   /** Drains and closes the connection. */
   async close(): Promise<void> {
     if (!this.nc.isClosed()) await this.nc.drain().catch(() => this.nc.close());
+    this.requests.close();
   }
 }
