@@ -8,7 +8,9 @@
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { LeanPool } from './lean-http.js';
+import { LeanPool, type LeanTls } from './lean-http.js';
+import { readFileSync } from 'node:fs';
+import { connect as tlsConnect } from 'node:tls';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +26,7 @@ const { values: args } = parseArgs({
     gets: { type: 'string', default: '20000' },
     watchers: { type: 'string', default: '1000' },
     seconds: { type: 'string', default: '10' },
-    modes: { type: 'string', default: 'always,interval' },
+    modes: { type: 'string', default: 'always/https,always/http,interval/http' },
   },
 });
 const CREATES = Number(args.creates);
@@ -35,13 +37,14 @@ const BIN = fileURLToPath(new URL('../../core/bin/kubernel.js', import.meta.url)
 
 let base = '';
 let pool: LeanPool | undefined;
+let tls: LeanTls | undefined;
 
 /**
  * One HTTP request through a pool of lean keep-alive connections (bench/src/lean-http.ts): the
  * load generator shares the two cores with the server, so it spends as little CPU as it can.
  */
 async function call(method: string, path: string, body?: string, contentType = 'application/json'): Promise<{ status: number; body: string }> {
-  pool ??= new LeanPool(base, 128);
+  pool ??= new LeanPool(base, 128, tls);
   return pool.request(method, path, body, contentType);
 }
 
@@ -160,7 +163,9 @@ async function fanOut(watchers: number, writes: number): Promise<{ p50: number; 
   await Promise.all(
     Array.from({ length: watchers }, () =>
       new Promise<void>((resolve, reject) => {
-        const socket = connect({ host: hostname, port: Number(port) }, () => socket.write(head));
+        const socket: Socket = tls && base.startsWith('https:')
+          ? tlsConnect({ host: hostname, port: Number(port), ...tls, servername: 'localhost' }, () => socket.write(head))
+          : connect({ host: hostname, port: Number(port) }, () => socket.write(head));
         let started = false;
         let carry: Buffer = Buffer.alloc(0);
         socket.on('data', (chunk: Buffer) => {
@@ -207,22 +212,24 @@ async function fanOut(watchers: number, writes: number): Promise<{ p50: number; 
   return { p50: samples.quantile(0.5), p99: samples.quantile(0.99), connected };
 }
 
-async function runMode(sync: SyncMode): Promise<string[]> {
+async function runMode(sync: SyncMode, transport: 'https' | 'http'): Promise<string[]> {
   const dir = mkdtempSync(join(tmpdir(), 'kubernel-bench-api-'));
   const logger = pino({ level: 'warn' });
   const nats = new NatsServer({ dataDir: join(dir, 'nats'), sync, token: 'bench', logger });
   await nats.start();
   writeFileSync(join(dir, 'token'), 'bench\n');
-  const server: ChildProcess = spawn(process.execPath, [BIN, 'server', '--data-dir', join(dir, 'k'), '--api-port', '0', '--healthz-bind-address', '127.0.0.1:0', '--nats', nats.url, '--nats-token-file', join(dir, 'token'), '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const server: ChildProcess = spawn(process.execPath, [BIN, 'server', '--data-dir', join(dir, 'k'), '--api-port', '0', '--healthz-bind-address', '127.0.0.1:0', '--nats', nats.url, '--nats-token-file', join(dir, 'token'), '--log-level', 'warn', ...(transport === 'http' ? ['--insecure-port', '0'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   server.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   const deadline = Date.now() + 60_000;
-  while (!/API server on (http:\/\/[\d.:]+);/.test(out)) {
+  while (!/ready; health at/.test(out)) {
     if (Date.now() > deadline || server.exitCode !== null) throw new Error(`kubernel server did not start:\n${out}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  base = /API server on (http:\/\/[\d.:]+);/.exec(out)![1]!;
-  const label = sync === 'always' ? `fsync per write (nats-server ${nats.version!.text})` : 'NO fsync (not durable; for comparison only)';
+  base = transport === 'https' ? /API server on (https:\/\/[\d.:]+);/.exec(out)![1]! : /insecure port on (http:\/\/[\d.:]+):/.exec(out)![1]!;
+  const pki = join(dir, 'k', 'pki');
+  tls = { ca: readFileSync(join(pki, 'ca.crt'), 'utf8'), cert: readFileSync(join(pki, 'admin.crt'), 'utf8'), key: readFileSync(join(pki, 'admin.key'), 'utf8') };
+  const label = `${sync === 'always' ? `fsync per write (nats-server ${nats.version!.text})` : 'NO fsync (not durable; for comparison only)'}, ${transport === 'https' ? 'HTTPS with the admin client certificate (the default)' : 'plain HTTP on the loopback --insecure-port (no TLS)'}`;
   try {
     for (const ns of ['bench', 'fanout']) await expectOk(call('POST', '/api/v1/namespaces', JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } })));
     process.stderr.write(`mode: ${label}\n`);
@@ -260,6 +267,9 @@ async function runMode(sync: SyncMode): Promise<string[]> {
 }
 
 const lines = [`# bench/apiserver on ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, Node.js ${process.version}, ${new Date().toISOString()}`, ''];
-for (const mode of args.modes!.split(',') as SyncMode[]) lines.push(...(await runMode(mode)));
-lines.push('Reproduce: npm run bench:apiserver   (options: --creates N --gets N --watchers N --seconds N --modes always,interval)');
+for (const mode of args.modes!.split(',')) {
+  const [sync, transport = 'https'] = mode.split('/') as [SyncMode, 'https' | 'http'];
+  lines.push(...(await runMode(sync, transport)));
+}
+lines.push('Reproduce: npm run bench:apiserver   (options: --creates N --gets N --watchers N --seconds N --modes always/https,always/http,interval/http)');
 process.stdout.write(lines.join('\n') + '\n');

@@ -6,6 +6,14 @@
  * node:http do per request, in the spirit of `wrk`.
  */
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+
+/** TLS material: the CA to trust and the client certificate to present. */
+export interface LeanTls {
+  readonly ca: string;
+  readonly cert: string;
+  readonly key: string;
+}
 
 export interface LeanResponse {
   readonly status: number;
@@ -32,6 +40,7 @@ class Connection {
     private readonly host: string,
     private readonly port: number,
     private readonly onIdle: (c: Connection) => void,
+    private readonly tls: LeanTls | undefined,
   ) {
     this.socket = this.open();
   }
@@ -41,7 +50,9 @@ class Connection {
   }
 
   private open(): Socket {
-    const socket = connect({ host: this.host, port: this.port, noDelay: true });
+    const socket: Socket = this.tls
+      ? tlsConnect({ host: this.host, port: this.port, ...this.tls, servername: 'localhost' }).setNoDelay(true)
+      : connect({ host: this.host, port: this.port, noDelay: true });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.fail(err));
     socket.on('close', () => {
@@ -122,11 +133,11 @@ export class LeanPool {
   private readonly queue: Pending[] = [];
   private readonly hostHeader: string;
 
-  constructor(base: string, connections: number) {
+  constructor(base: string, connections: number, tls?: LeanTls) {
     const url = new URL(base);
     this.hostHeader = url.host;
     for (let i = 0; i < connections; i++) {
-      const c = new Connection(url.hostname, Number(url.port), (conn) => this.release(conn));
+      const c = new Connection(url.hostname, Number(url.port), (conn) => this.release(conn), url.protocol === 'https:' ? tls : undefined);
       this.all.push(c);
       this.idle.push(c);
     }

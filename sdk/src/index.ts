@@ -27,3 +27,24 @@ export { PluginError, PluginContractError, describeError } from './plugin/errors
 export { untilAborted, delay } from './plugin/lifecycle.js';
 export { createPluginHandle } from './plugin/host.js';
 export type { HandleHost } from './plugin/host.js';
+export { AdmissionDenied } from './security/contracts.js';
+export type {
+  UserInfo,
+  CertificateSubject,
+  AuthenticationRequest,
+  AuthenticationResult,
+  Authenticator,
+  AuthorizationAttributes,
+  AuthorizationDecision,
+  Authorizer,
+  ResourceRule,
+  NonResourceRule,
+  SubjectRules,
+  Admission,
+  AdmissionRequest,
+  AdmissionCause,
+  ApiObject,
+  GroupVersionKind,
+  GroupVersionResource,
+} from './security/contracts.js';
+export { isAuthenticator, isAuthorizer, isAdmission } from './security/contracts.js';

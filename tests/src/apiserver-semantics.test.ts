@@ -9,14 +9,14 @@ const cm = (name: string, labels: Record<string, string> = {}): string => JSON.s
 const pod = (name: string): string => JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name }, spec: { containers: [{ name: 'c', image: 'busybox:1.36' }] } });
 
 /** Reads a watch stream's JSON lines until `n` events or the stream ends. */
-async function watchEvents(url: string, n: number, timeoutMs = 10_000): Promise<Array<{ type: string; object: Json }>> {
+async function watchEvents(c: TestCluster, path: string, n: number, timeoutMs = 10_000): Promise<Array<{ type: string; object: Json }>> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
   const out: Array<{ type: string; object: Json }> = [];
   try {
-    const res = await fetch(url, { signal: controller.signal });
+    const res = await c.open(path, controller.signal);
     let buffer = '';
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    for await (const chunk of res as AsyncIterable<Buffer>) {
       buffer += Buffer.from(chunk).toString();
       let nl: number;
       while ((nl = buffer.indexOf('\n')) >= 0) {
@@ -53,10 +53,10 @@ describe('API semantics over HTTP (kubernel server, small watch cache)', functio
     const first = (await c.request('POST', `${ns}/configmaps`, cm('w-0'))).json() as { metadata: { resourceVersion: string } };
     const rv = first.metadata.resourceVersion;
     for (let i = 1; i <= 3; i++) await c.request('POST', `${ns}/configmaps`, cm(`w-${i}`));
-    const events = await watchEvents(`${c.url}${ns}/configmaps?watch=true&resourceVersion=${rv}`, 3);
+    const events = await watchEvents(c, `${ns}/configmaps?watch=true&resourceVersion=${rv}`, 3);
     expect(events.map((e) => `${e.type} ${e.object.metadata.name}`)).to.deep.equal(['ADDED w-1', 'ADDED w-2', 'ADDED w-3']);
     for (let i = 4; i <= 12; i++) await c.request('POST', `${ns}/configmaps`, cm(`w-${i}`));
-    const gone = await watchEvents(`${c.url}${ns}/configmaps?watch=true&resourceVersion=${rv}`, 1);
+    const gone = await watchEvents(c, `${ns}/configmaps?watch=true&resourceVersion=${rv}`, 1);
     expect(gone[0]!.type).to.equal('ERROR');
     expect(gone[0]!.object).to.include({ kind: 'Status', code: 410, reason: 'Expired' });
     expect(gone[0]!.object.message).to.match(/^too old resource version: \d+ \(\d+\)$/);
@@ -64,7 +64,7 @@ describe('API semantics over HTTP (kubernel server, small watch cache)', functio
 
   it('starts a watch without a resourceVersion with the current state, and ends it at timeoutSeconds', async () => {
     const started = Date.now();
-    const events = await watchEvents(`${c.url}${ns}/configmaps?watch=true&timeoutSeconds=1&labelSelector=${encodeURIComponent('!nothing')}`, 1000, 10_000);
+    const events = await watchEvents(c, `${ns}/configmaps?watch=true&timeoutSeconds=1&labelSelector=${encodeURIComponent('!nothing')}`, 1000, 10_000);
     expect(Date.now() - started).to.be.lessThan(9_000);
     expect(events.every((e) => e.type === 'ADDED')).to.equal(true);
     expect(events.map((e) => e.object.metadata.name)).to.include('w-12');
@@ -173,18 +173,14 @@ describe('API semantics over HTTP (kubernel server, small watch cache)', functio
 
   it('shuts down on SIGTERM, ending open watches cleanly (last: it stops the server)', async () => {
     const controller = new AbortController();
-    const res = await fetch(`${c.url}/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=0`, { signal: controller.signal });
-    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
-    await reader.read();
+    const res = await c.open('/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=0', controller.signal);
+    await new Promise((resolve) => res.once('data', resolve));
     c.process.child.kill('SIGTERM');
-    let ended = false;
-    for (;;) {
-      const { done } = await reader.read();
-      if (done) {
-        ended = true;
-        break;
-      }
-    }
+    const ended = await new Promise<boolean>((resolve) => {
+      res.on('end', () => resolve(true));
+      res.on('error', () => resolve(false));
+      res.resume();
+    });
     expect(ended).to.equal(true);
     const exit = await c.process.exited;
     expect(exit.code).to.equal(0);

@@ -75,11 +75,11 @@ export async function bootstrapCluster(store: Store, allocators: ServiceAllocato
 }
 
 /** Writes a kubeconfig (mode 0600) pointing at `server`, with the given user credentials. */
-export async function writeKubeconfig(path: string, server: string, user: Obj = {}): Promise<void> {
+export async function writeKubeconfig(path: string, server: string, caCert: string | undefined, user: Obj = {}): Promise<void> {
   const config = {
     apiVersion: 'v1',
     kind: 'Config',
-    clusters: [{ name: 'kubernel', cluster: { server } }],
+    clusters: [{ name: 'kubernel', cluster: { server, ...(caCert ? { 'certificate-authority-data': Buffer.from(caCert).toString('base64') } : {}) } }],
     users: [{ name: 'admin', user }],
     contexts: [{ name: 'kubernel', context: { cluster: 'kubernel', user: 'admin', namespace: 'default' } }],
     'current-context': 'kubernel',

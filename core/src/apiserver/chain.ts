@@ -1,67 +1,75 @@
-import type { IncomingMessage } from 'node:http';
-import type { RequestInfo } from './request-info.js';
-import type { Obj, ResourceDef } from './resource.js';
+import { timingSafeEqual } from 'node:crypto';
+import type { Admission, AuthenticationRequest, AuthenticationResult, Authenticator, Authorizer, UserInfo } from '@kubernel/sdk';
 
-/** Who made a request. */
-export interface UserInfo {
-  readonly username: string;
-  readonly uid?: string;
-  readonly groups: readonly string[];
-  readonly extra?: Readonly<Record<string, readonly string[]>>;
-}
-
-/** Turns a request's credentials into a user; undefined means "not mine" (the next one tries). */
-export interface Authenticator {
-  readonly name: string;
-  authenticate(req: IncomingMessage): Promise<UserInfo | undefined>;
-}
-
-/** An authorizer's verdict; `no-opinion` passes the request to the next authorizer. */
-export type Decision = { readonly decision: 'allow' | 'deny' | 'no-opinion'; readonly reason?: string };
-
-export interface Authorizer {
-  readonly name: string;
-  authorize(user: UserInfo, info: RequestInfo): Promise<Decision>;
-}
-
-/** What an admission step sees. */
-export interface AdmissionRequest {
-  readonly operation: 'CREATE' | 'UPDATE' | 'DELETE';
-  readonly resource: ResourceDef;
-  readonly subresource: string | undefined;
-  readonly namespace: string | undefined;
-  readonly name: string;
-  /** The object being written (mutating steps may change it); undefined for DELETE. */
-  readonly object: Obj | undefined;
-  readonly oldObject: Obj | undefined;
-  readonly user: UserInfo;
-  readonly dryRun: boolean;
-}
-
-/** One admission step: mutate first (all steps), then validate (all steps); throw an ApiError to refuse. */
-export interface AdmissionStep {
-  readonly name: string;
-  mutate?(request: AdmissionRequest): Promise<void>;
-  validate?(request: AdmissionRequest): Promise<void>;
-}
+export type { UserInfo } from '@kubernel/sdk';
 
 /**
- * The stages every resource request passes: authenticate (first success wins), authorize (first
- * allow or deny wins; no decision is a deny), admission (mutating, then validating). The security
- * issue fills these with x509/token/service-account authenticators, RBAC and Node authorizers and
- * the admission plugins.
+ * The stages every request passes, in order: authenticators (first success wins), authorizers
+ * (first allow or deny wins; nobody deciding is a deny), admission (every admit, then every
+ * validate). Each is read at request time, so providers that start, restart or stop after the API
+ * server came up take part at once. The contracts are the SDK's: plugins of kind authenticator,
+ * authorizer and admission fill the chain; core adds only the loopback identity and the
+ * `system:masters` short-cut, as Kubernetes does.
  */
 export interface RequestChain {
-  readonly authenticators: readonly Authenticator[];
-  readonly authorizers: readonly Authorizer[];
-  readonly admission: readonly AdmissionStep[];
+  authenticators(): readonly Authenticator[];
+  authorizers(): readonly Authorizer[];
+  admission(): readonly Admission[];
 }
 
-/** The anonymous user, as Kubernetes names it. */
+/** The user of requests nobody authenticated. */
 export const ANONYMOUS: UserInfo = { username: 'system:anonymous', groups: ['system:unauthenticated'] };
 
+/** The group whose members every request is allowed for (Kubernetes' privileged group). */
+export const MASTERS_GROUP = 'system:masters';
+
+/** The API server's own identity on its loopback connections. */
+export const LOOPBACK_USER: UserInfo = { username: 'system:apiserver', uid: 'system:apiserver', groups: [MASTERS_GROUP, 'system:authenticated'] };
+
+/** Who requests on the explicitly enabled insecure (loopback, plain HTTP) port are. */
+export const UNSECURED_USER: UserInfo = { username: 'system:unsecured', groups: [MASTERS_GROUP, 'system:authenticated'] };
+
+/** The bearer token of a request, if it carries one. */
+export function bearerToken(request: AuthenticationRequest): string | undefined {
+  const h = request.headers.authorization;
+  const value = Array.isArray(h) ? h[0] : h;
+  if (typeof value !== 'string') return undefined;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(value);
+  return m ? m[1] : undefined;
+}
+
 /**
- * Kubernetes' `AlwaysAllow` authorization mode: every request is allowed. Only for a cluster with
- * no authorization configured (the development default until RBAC is enabled).
+ * Authenticates the API server's loopback token (a random secret made at start and handed to
+ * in-process plugins' clients) as `system:apiserver` in `system:masters`.
  */
-export const ALWAYS_ALLOW: Authorizer = { name: 'AlwaysAllow', authorize: async () => ({ decision: 'allow' }) };
+export function loopbackAuthenticator(token: string): Authenticator {
+  const expected = Buffer.from(token);
+  return {
+    async authenticate(request): Promise<AuthenticationResult> {
+      const t = bearerToken(request);
+      if (t === undefined || t.length !== token.length) return undefined;
+      return timingSafeEqual(Buffer.from(t), expected) ? { user: LOOPBACK_USER } : undefined;
+    },
+  };
+}
+
+/** Allows every request of a member of `system:masters`; no opinion otherwise. */
+export const MASTERS_AUTHORIZER: Authorizer = {
+  async authorize({ user }) {
+    return user.groups.includes(MASTERS_GROUP) ? { decision: 'allow' } : { decision: 'no-opinion' };
+  },
+};
+
+/**
+ * Kubernetes' `AlwaysAllow` mode: every request is allowed. Only behind an explicit
+ * `--authorization-mode=AlwaysAllow` (never a default).
+ */
+export const ALWAYS_ALLOW: Authorizer = { authorize: async () => ({ decision: 'allow' }) };
+
+/** A chain of fixed lists (tests, and servers that take no plugins). */
+export function fixedChain(parts: { authenticators?: Authenticator[]; authorizers?: Authorizer[]; admission?: Admission[] }): RequestChain {
+  const a = parts.authenticators ?? [];
+  const z = parts.authorizers ?? [];
+  const m = parts.admission ?? [];
+  return { authenticators: () => a, authorizers: () => z, admission: () => m };
+}

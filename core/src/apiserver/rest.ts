@@ -7,7 +7,8 @@ import {
   type Store,
   type StoreEntry,
 } from '../store/index.js';
-import type { AdmissionRequest, RequestChain, UserInfo } from './chain.js';
+import { AdmissionDenied, type AdmissionRequest } from '@kubernel/sdk';
+import type { RequestChain, UserInfo } from './chain.js';
 import { jsonPatch, mergePatch, PATCH_TYPES, strategicMergePatch } from './patch.js';
 import { listPrefix, storeKey, type ResourceRegistry } from './registry.js';
 import type { RequestInfo } from './request-info.js';
@@ -433,20 +434,34 @@ export class RestHandlers {
   }
 
   private async admit(operation: AdmissionRequest['operation'], r: RestRequest, object: Obj | undefined, oldObject: Obj | undefined, dryRun: boolean): Promise<void> {
-    if (this.chain.admission.length === 0) return;
+    const steps = this.chain.admission();
+    if (steps.length === 0) return;
+    const def = r.def;
     const request: AdmissionRequest = {
       operation,
-      resource: r.def,
-      subresource: r.info.subresource,
-      namespace: r.info.namespace,
+      kind: { group: def.group, version: def.version, kind: def.kind },
+      resource: { group: def.group, version: def.version, resource: def.plural },
+      subresource: r.info.subresource ?? '',
+      namespace: r.info.namespace ?? '',
       name: object?.metadata?.name ?? r.info.name ?? '',
       object,
       oldObject,
       user: r.user,
       dryRun,
     };
-    for (const step of this.chain.admission) await step.mutate?.(request);
-    for (const step of this.chain.admission) await step.validate?.(request);
+    try {
+      for (const step of steps) if (step.admit && (!step.handles || step.handles(request))) await step.admit(request);
+      for (const step of steps) if (step.validate && (!step.handles || step.handles(request))) await step.validate(request);
+    } catch (err) {
+      if (!(err instanceof AdmissionDenied)) throw err;
+      const reason = ({ 400: 'BadRequest', 403: 'Forbidden', 404: 'NotFound', 409: 'Conflict', 422: 'Invalid', 429: 'TooManyRequests' } as const)[err.code];
+      throw new ApiError(err.code, reason, err.message, {
+        ...(request.name ? { name: request.name } : {}),
+        group: def.group,
+        kind: def.plural,
+        ...(err.causes.length ? { causes: err.causes.map((c) => ({ reason: c.reason ?? 'FieldValueForbidden', message: c.message, field: c.field })) } : {}),
+      });
+    }
   }
 
   private deleteOptions(r: RestRequest): { gracePeriodSeconds?: number; propagationPolicy?: string; preconditions?: Obj; dryRun: boolean } {

@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import { createMetrics, describeError, type Counter, type Gauge, type Histogram, type Logger, type Registry } from '@kubernel/sdk';
+import { createMetrics, describeError, type AuthenticationRequest, type AuthorizationAttributes, type AuthorizationDecision, type CertificateSubject, type Counter, type Gauge, type Histogram, type Logger, type Registry } from '@kubernel/sdk';
 import {
   ExpiredError,
   InvalidContinueError,
@@ -16,7 +18,7 @@ import type { NamedCheck } from '../kernel/health-server.js';
 import { ServiceAllocators } from './allocator.js';
 import { readBody, mediaType, parseBody } from './body.js';
 import { BUILTIN_RESOURCES } from './builtin/index.js';
-import { ANONYMOUS, type RequestChain, type UserInfo } from './chain.js';
+import { UNSECURED_USER, type RequestChain, type UserInfo } from './chain.js';
 import { aggregatedDiscovery, AGGREGATED_V2, AGGREGATED_V2BETA1, apiGroup, apiGroupList, apiResourceList, apiVersions, wantsAggregated } from './discovery.js';
 import { KUBERNETES_VERSION, OpenApi } from './openapi.js';
 import { PATCH_TYPES } from './patch.js';
@@ -42,6 +44,18 @@ export interface ApiServerOptions {
   readonly advertiseAddress?: string;
   /** The request stages; see {@link RequestChain}. */
   readonly chain: RequestChain;
+  /**
+   * Serve HTTPS (TLS 1.2+) with this certificate; client certificates are requested and verified
+   * against `clientCa` (verified ones reach authenticators). Plain HTTP without it: tests and an
+   * explicitly requested loopback-only port.
+   */
+  readonly tls?: { readonly cert: string; readonly key: string; readonly clientCa: string };
+  /**
+   * Also serve plain HTTP on 127.0.0.1 at this port, where every request runs as
+   * `system:unsecured` (in `system:masters`), as Kubernetes' former `--insecure-port` did. Only
+   * behind an explicit flag; never on a non-loopback address.
+   */
+  readonly insecurePort?: number;
   /** Largest accepted request body; 3 MiB by default (Kubernetes' limit). */
   readonly maxBodyBytes?: number;
   /** Timeout of non-watch requests; 60 s by default. */
@@ -119,6 +133,40 @@ function listJson(kind: string, apiVersion: string, metadata: Obj, items: readon
 }
 const ACCEPTED_BODIES = ['application/json', 'application/yaml'];
 
+/** The verified client certificate's subject of a TLS connection (parsed once per connection). */
+const peerSubjects = new WeakMap<object, CertificateSubject | null>();
+function clientCertificateOf(socket: TLSSocket): CertificateSubject | undefined {
+  if (!socket.encrypted) return undefined;
+  let subject = peerSubjects.get(socket);
+  if (subject === undefined) {
+    subject = null;
+    if (socket.authorized) {
+      const peer = socket.getPeerCertificate();
+      const cn = peer?.subject?.CN;
+      const o = peer?.subject?.O;
+      if (typeof cn === 'string' && cn !== '') subject = { commonName: cn, organizations: o === undefined ? [] : Array.isArray(o) ? o : [o] };
+    }
+    peerSubjects.set(socket, subject);
+  }
+  return subject ?? undefined;
+}
+
+/** The authorizer's view of a request. */
+export function attributesOf(user: UserInfo, info: RequestInfo): AuthorizationAttributes {
+  return {
+    user,
+    verb: info.verb,
+    isResourceRequest: info.isResourceRequest,
+    path: info.path,
+    apiGroup: info.apiGroup,
+    apiVersion: info.apiVersion,
+    namespace: info.namespace ?? '',
+    resource: info.resource,
+    subresource: info.subresource ?? '',
+    name: info.name ?? '',
+  };
+}
+
 /** A response body that is already JSON text. */
 class RawJson {
   constructor(readonly text: string) {}
@@ -148,6 +196,10 @@ export class ApiServer {
   private idle?: () => void;
   /** `host:port` once listening. */
   address = '';
+  /** `127.0.0.1:port` of the insecure port, when one was asked for. */
+  insecureAddress = '';
+  private insecureServer?: Server;
+  private readonly unsecured = new WeakSet<IncomingMessage>();
 
   constructor(private readonly options: ApiServerOptions) {
     this.log = options.logger.child({ component: 'apiserver' });
@@ -177,7 +229,11 @@ export class ApiServer {
 
   /** Starts listening. */
   async start(): Promise<void> {
-    const server = createServer({ requestTimeout: 0, keepAliveTimeout: 65_000 }, (req, res) => void this.handle(req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
+    const tls = this.options.tls;
+    const server: Server = tls
+      ? createTlsServer({ requestTimeout: 0, keepAliveTimeout: 65_000, cert: tls.cert, key: tls.key, ca: tls.clientCa, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' }, handler)
+      : createServer({ requestTimeout: 0, keepAliveTimeout: 65_000 }, handler);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -186,11 +242,24 @@ export class ApiServer {
     const { address, port } = server.address() as AddressInfo;
     this.address = `${address.includes(':') ? `[${address}]` : address}:${port}`;
     this.log.info({ address: this.address }, `API server listening on ${this.address}`);
+    if (this.options.insecurePort !== undefined) {
+      const insecure = createServer({ requestTimeout: 0, keepAliveTimeout: 65_000 }, (req, res) => {
+        this.unsecured.add(req);
+        void this.handle(req, res);
+      });
+      this.insecureServer = insecure;
+      await new Promise<void>((resolve, reject) => {
+        insecure.once('error', reject);
+        insecure.listen(this.options.insecurePort, '127.0.0.1', () => resolve());
+      });
+      this.insecureAddress = `127.0.0.1:${(insecure.address() as AddressInfo).port}`;
+      this.log.warn({ address: this.insecureAddress }, `insecure port: plain HTTP on ${this.insecureAddress}, every request as system:unsecured (system:masters)`);
+    }
   }
 
   /** The URL clients use. */
   get url(): string {
-    return `http://${this.address}`;
+    return `${this.options.tls ? 'https' : 'http'}://${this.address}`;
   }
 
   /**
@@ -200,14 +269,16 @@ export class ApiServer {
   async stop(timeoutMs = 10_000): Promise<void> {
     if (!this.server) return;
     this.stopping = true;
-    const server = this.server;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    const servers = [this.server, ...(this.insecureServer ? [this.insecureServer] : [])];
+    const closed = Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     for (const w of this.watches) w.stop();
     if (this.inflight > 0) {
       await Promise.race([new Promise<void>((resolve) => (this.idle = resolve)), new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref())]);
     }
-    server.closeIdleConnections();
-    server.closeAllConnections();
+    for (const server of servers) {
+      server.closeIdleConnections();
+      server.closeAllConnections();
+    }
     await closed;
   }
 
@@ -355,22 +426,46 @@ export class ApiServer {
   }
 
   private async authenticate(req: IncomingMessage): Promise<UserInfo> {
-    const { authenticators } = this.options.chain;
-    if (authenticators.length === 0) return ANONYMOUS;
-    for (const a of authenticators) {
-      const user = await a.authenticate(req);
-      if (user) return user;
+    if (this.unsecured.has(req)) return UNSECURED_USER;
+    const request: AuthenticationRequest = { headers: req.headers, clientCertificate: clientCertificateOf(req.socket as TLSSocket), remoteAddress: req.socket.remoteAddress ?? '' };
+    for (const a of this.options.chain.authenticators()) {
+      let result;
+      try {
+        result = await a.authenticate(request);
+      } catch (err) {
+        this.log.error({ err }, `an authenticator failed: ${describeError(err)}`);
+        continue;
+      }
+      if (result && 'user' in result) {
+        const { user } = result;
+        return user.groups.includes('system:authenticated') ? user : { ...user, groups: [...user.groups, 'system:authenticated'] };
+      }
+      if (result && 'error' in result) this.log.debug({ reason: result.error }, 'credentials refused');
     }
     throw new ApiError(401, 'Unauthorized', 'Unauthorized');
   }
 
-  private async authorize(user: UserInfo, info: RequestInfo): Promise<void> {
-    for (const a of this.options.chain.authorizers) {
-      const { decision, reason } = await a.authorize(user, info);
-      if (decision === 'allow') return;
-      if (decision === 'deny') throw this.forbidden(user, info, reason);
+  /** Runs the authorizer chain on `attributes`: the first allow or deny wins; nobody deciding is a deny. */
+  async decide(attributes: AuthorizationAttributes): Promise<AuthorizationDecision> {
+    const reasons: string[] = [];
+    for (const a of this.options.chain.authorizers()) {
+      let d: AuthorizationDecision;
+      try {
+        d = await a.authorize(attributes);
+      } catch (err) {
+        this.log.error({ err }, `an authorizer failed: ${describeError(err)}`);
+        reasons.push(`authorizer error: ${describeError(err)}`);
+        continue;
+      }
+      if (d.decision !== 'no-opinion') return d;
+      if (d.reason) reasons.push(d.reason);
     }
-    throw this.forbidden(user, info, undefined);
+    return { decision: 'no-opinion', ...(reasons.length ? { reason: reasons.join('; ') } : {}) };
+  }
+
+  private async authorize(user: UserInfo, info: RequestInfo): Promise<void> {
+    const d = await this.decide(attributesOf(user, info));
+    if (d.decision !== 'allow') throw this.forbidden(user, info, d.decision === 'deny' ? d.reason : undefined);
   }
 
   private forbidden(user: UserInfo, info: RequestInfo, reason: string | undefined): ApiError {

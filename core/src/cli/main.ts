@@ -30,7 +30,14 @@ function runOptions(cmd: Command, healthPort: number): Command {
 function natsOptions(cmd: Command): Command {
   return cmd
     .option('--api-port <port>', 'port of the Kubernetes API server', '6443')
-    .option('--bind-address <ip>', 'address the API server listens on (loopback until authentication is configured)', '127.0.0.1')
+    .option('--bind-address <ip>', 'address the API server listens on (HTTPS)', '127.0.0.1')
+    .option('--insecure-port <port>', 'also serve plain HTTP on 127.0.0.1:<port> where every request is system:unsecured (system:masters); for local benchmarks and debugging only')
+    .option('--cert-dir <dir>', 'where the cluster CA, serving, admin and service-account keys live (created if missing; several API servers share one)', '')
+    .option('--tls-san <names>', 'extra DNS names or IPs for the serving certificate, comma-separated')
+    .option('--tls-cert-file <file>', 'serving certificate (PEM) instead of the generated one; needs --tls-private-key-file')
+    .option('--tls-private-key-file <file>', 'private key of --tls-cert-file')
+    .option('--client-ca-file <file>', 'extra CA bundle for client certificates (the cluster CA is always trusted)')
+    .addOption(new Option('--authorization-mode <mode>', 'Plugins: system:masters, then the distribution\'s authorizers (RBAC, Node); AlwaysAllow: everything (development only)').choices(['Plugins', 'AlwaysAllow']).default('Plugins'))
     .option('--advertise-address <ip>', 'address the kubernetes Service points at (default: the bind address)')
     .option('--service-cluster-ip-range <cidr>', 'CIDR Service ClusterIPs are allocated from', '10.96.0.0/12')
     .option('--service-node-port-range <a-b>', 'range Service node ports are allocated from', '30000-32767')

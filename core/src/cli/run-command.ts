@@ -10,7 +10,10 @@ import { createLogger } from '../logging.js';
 import { openStore, type OpenedStore } from '../store/embedded.js';
 import { ApiServer } from '../apiserver/server.js';
 import { apiCodec } from '../apiserver/codec.js';
-import { ALWAYS_ALLOW } from '../apiserver/chain.js';
+import { ALWAYS_ALLOW, loopbackAuthenticator, MASTERS_AUTHORIZER, type RequestChain } from '../apiserver/chain.js';
+import { ipToString, parseCidr } from '../apiserver/allocator.js';
+import { ensurePki, type ClusterPki } from '../pki/pki.js';
+import { randomBytes } from 'node:crypto';
 import { bootstrapCluster, writeKubeconfig } from '../apiserver/bootstrap.js';
 import { join } from 'node:path';
 
@@ -37,7 +40,17 @@ export interface RunOptions {
   readonly serviceClusterIpRange?: string;
   readonly serviceNodePortRange?: string;
   readonly defaultWatchCacheSize?: string;
+  /** The PKI directory; `<data-dir>/pki` when empty. */
+  readonly certDir?: string;
+  readonly tlsSan?: string;
+  readonly tlsCertFile?: string;
+  readonly tlsPrivateKeyFile?: string;
+  readonly clientCaFile?: string;
+  readonly authorizationMode?: string;
+  readonly insecurePort?: string;
 }
+
+const b64 = (text: string): string => Buffer.from(text).toString('base64');
 
 /** Parses `host:port` (IPv6 in brackets); undefined when malformed. */
 export function parseBindAddress(text: string): { host: string; port: number } | undefined {
@@ -111,6 +124,36 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
   if (store) {
     const ports = (opts.serviceNodePortRange ?? '30000-32767').split('-').map(Number);
     const bindAddress = opts.bindAddress ?? '127.0.0.1';
+    const serviceRange = opts.serviceClusterIpRange ?? '10.96.0.0/12';
+    let pki: ClusterPki;
+    let tls: { cert: string; key: string; clientCa: string };
+    try {
+      pki = await ensurePki(opts.certDir || join(dataDir, 'pki'), {
+        serviceIp: ipToString(parseCidr(serviceRange).base + 1),
+        ...(opts.advertiseAddress ? { advertiseAddress: opts.advertiseAddress } : {}),
+        ...(bindAddress !== '0.0.0.0' && bindAddress !== '::' ? { extraSans: [bindAddress, ...(opts.tlsSan?.split(',') ?? [])] } : { extraSans: opts.tlsSan?.split(',') ?? [] }),
+      });
+      if (Boolean(opts.tlsCertFile) !== Boolean(opts.tlsPrivateKeyFile)) throw new Error('--tls-cert-file and --tls-private-key-file go together');
+      tls = {
+        cert: opts.tlsCertFile ? await readFile(opts.tlsCertFile, 'utf8') : pki.serving.cert,
+        key: opts.tlsPrivateKeyFile ? await readFile(opts.tlsPrivateKeyFile, 'utf8') : pki.serving.key,
+        clientCa: pki.ca.cert + (opts.clientCaFile ? await readFile(opts.clientCaFile, 'utf8') : ''),
+      };
+    } catch (e) {
+      await store.close();
+      err(`error: the cluster certificates are not usable: ${describeError(e)}\n`);
+      return 1;
+    }
+    // The API server's own identity for in-process clients (Kubernetes' loopback token).
+    const loopbackToken = randomBytes(32).toString('base64url');
+    const loopback = loopbackAuthenticator(loopbackToken);
+    const alwaysAllow = opts.authorizationMode === 'AlwaysAllow';
+    if (alwaysAllow) logger.warn('authorization mode AlwaysAllow: every authenticated request is allowed (development only)');
+    const chain: RequestChain = {
+      authenticators: () => [loopback, ...kernel.extensions('authenticator')],
+      authorizers: () => (alwaysAllow ? [ALWAYS_ALLOW] : [MASTERS_AUTHORIZER, ...kernel.extensions('authorizer')]),
+      admission: () => kernel.extensions('admission'),
+    };
     try {
       api = new ApiServer({
         store: store.store,
@@ -119,18 +162,19 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
         host: bindAddress,
         port: Number(opts.apiPort ?? 6443),
         ...(opts.advertiseAddress ? { advertiseAddress: opts.advertiseAddress } : {}),
-        serviceClusterIPRange: opts.serviceClusterIpRange ?? '10.96.0.0/12',
+        serviceClusterIPRange: serviceRange,
+        tls,
+        ...(opts.insecurePort !== undefined ? { insecurePort: Number(opts.insecurePort) } : {}),
         serviceNodePortRange: [ports[0]!, ports[1]!],
-        // No authentication or authorization is configured yet (the security issue adds TLS,
-        // authenticators and RBAC): every request is allowed, so the server listens on loopback.
-        chain: { authenticators: [], authorizers: [ALWAYS_ALLOW], admission: [] },
+        chain,
         checks: () => checks(),
       });
       await api.start();
       const [host, port] = [api.address.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''), Number(api.address.split(':').pop())];
       await bootstrapCluster(store.store, api.allocators, { ip: opts.advertiseAddress ?? (host === '0.0.0.0' ? '127.0.0.1' : host), port }, logger);
-      await writeKubeconfig(join(dataDir, 'kubeconfig'), api.url);
+      await writeKubeconfig(join(dataDir, 'kubeconfig'), api.url, pki.ca.cert, { 'client-certificate-data': b64(pki.admin.cert), 'client-key-data': b64(pki.admin.key) });
       out(`  ✓ API server on ${api.url}; admin kubeconfig: ${join(dataDir, 'kubeconfig')}\n`);
+      if (api.insecureAddress) out(`  ! insecure port on http://${api.insecureAddress}: no authentication, every request is system:masters\n`);
     } catch (e) {
       await api?.stop();
       await store.close();

@@ -21,7 +21,7 @@ export class ExtensionRegistry {
 
   /** The lookup function handed to plugins. */
   readonly lookup: ExtensionLookup = <K extends ProviderKind>(kind: K) =>
-    this.view(kind) as ReadonlyMap<string, ContractOf<K>>;
+    this.view(kind) as unknown as ReadonlyMap<string, ContractOf<K>>;
 
   private view(kind: ProviderKind): Map<string, Extension> {
     let map = this.byKind.get(kind);

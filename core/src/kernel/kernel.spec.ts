@@ -201,7 +201,7 @@ describe('Kernel', () => {
   it('replaces a restarted provider\'s implementation and closes the old one', async () => {
     const closed: number[] = [];
     const flaky = plugin('flaky', 'admission', async (handle) => {
-      handle.provide({ attempt: handle.attempt, close: () => void closed.push(handle.attempt) } as object);
+      handle.provide({ attempt: handle.attempt, validate: async () => undefined, close: () => void closed.push(handle.attempt) } as object);
       await delay(15);
       throw new Error('lost connection');
     });

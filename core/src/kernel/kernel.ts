@@ -1,4 +1,4 @@
-import { KIND_INFO, type Logger, type Registry } from '@kubernel/sdk';
+import { KIND_INFO, type ContractOf, type Logger, type ProviderKind, type Registry } from '@kubernel/sdk';
 import { Container } from 'inversify';
 import { ExtensionRegistry } from './extension-registry.js';
 import type { NamedCheck } from './health-server.js';
@@ -55,6 +55,7 @@ export class Kernel {
   private readonly supervisors: readonly PluginSupervisor[];
   private readonly options: KernelOptions;
   private stopping?: Promise<StopReport>;
+  private readonly registry: ExtensionRegistry;
 
   constructor(parts: KernelParts) {
     this.log = parts.logger.child({ component: 'kernel' });
@@ -65,6 +66,7 @@ export class Kernel {
     root.bind(TYPES.KernelOptions).toConstantValue(parts.options);
     root.bind(TYPES.KernelMetrics).toConstantValue(new KernelMetrics(parts.registry));
     root.bind(ExtensionRegistry).toSelf();
+    this.registry = root.get(ExtensionRegistry);
     const ordered = [...parts.plugins].sort((a, b) => KIND_INFO[a.definition.kind].tier - KIND_INFO[b.definition.kind].tier);
     this.supervisors = ordered.map((plugin) => {
       const child = new Container({ parent: root, defaultScope: 'Singleton' });
@@ -120,6 +122,21 @@ export class Kernel {
       return { stopped, abandoned };
     })();
     return this.stopping;
+  }
+
+  /**
+   * What the providers of `kind` have handed over, in distribution order (the order a chain runs
+   * them: authenticators, authorizers, admission). Providers not running are absent.
+   */
+  extensions<K extends ProviderKind>(kind: K): ContractOf<K>[] {
+    const provided = this.registry.lookup(kind);
+    const out: ContractOf<K>[] = [];
+    for (const s of this.supervisors) {
+      if (s.kind !== kind) continue;
+      const impl = provided.get(s.id);
+      if (impl) out.push(impl);
+    }
+    return out;
   }
 
   /** Every plugin's status, in start order. */

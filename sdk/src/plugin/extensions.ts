@@ -1,4 +1,5 @@
 import type { PluginKind, ProviderKind } from './kinds.js';
+import type { Admission, Authenticator, Authorizer } from '../security/contracts.js';
 
 /**
  * The base of every implementation a provider plugin hands to the kernel.
@@ -25,9 +26,9 @@ export type OpenContract = Extension & object;
  * Service kinds (`scheduler`, `controller`) provide nothing and map to `never`.
  */
 export interface KindContracts {
-  authenticator: OpenContract;
-  authorizer: OpenContract;
-  admission: OpenContract;
+  authenticator: Authenticator;
+  authorizer: Authorizer;
+  admission: Admission;
   'container-runtime': OpenContract;
   'csi-driver': OpenContract;
   'cloud-provider': OpenContract;

@@ -55,4 +55,18 @@ describe('createPluginHandle', () => {
     expect(readies).to.deep.equal([impl]);
     expect(() => h.provide(impl)).to.throw(PluginContractError, /more than once/);
   });
+
+  it('checks a published contract when it is provided (authenticator, authorizer, admission)', () => {
+    for (const [kind, wrong, right] of [
+      ['authenticator', { authorize: async () => undefined }, { authenticate: async () => undefined }],
+      ['authorizer', { authorize: async () => ({ decision: 'allow' }), rulesFor: 'all' }, { authorize: async () => ({ decision: 'allow' }) }],
+      ['admission', { handles: () => true }, { validate: async () => undefined }],
+    ] as const) {
+      const { host, readies } = make(kind);
+      const h = createPluginHandle(def(kind), {}, host);
+      expect(() => h.provide(wrong as never), kind).to.throw(PluginContractError, new RegExp(`is not a ${kind}`));
+      h.provide(right as never);
+      expect(readies, kind).to.deep.equal([right]);
+    }
+  });
 });

@@ -3,7 +3,8 @@ import type { PluginDefinition } from './define-plugin.js';
 import { PluginContractError } from './errors.js';
 import type { Extension, ExtensionLookup } from './extensions.js';
 import type { AnyHandle, Role } from './handle.js';
-import { isProviderKind } from './kinds.js';
+import { isProviderKind, type ProviderKind } from './kinds.js';
+import { isAdmission, isAuthenticator, isAuthorizer } from '../security/contracts.js';
 import type { Metrics } from './metrics.js';
 
 /** What a host (the kernel, the test kit) supplies to build a plugin's handle. */
@@ -17,6 +18,13 @@ export interface HandleHost {
   /** Called once, when the plugin says it is ready (services) or provides its implementation. */
   onReady(implementation: Extension | undefined): void;
 }
+
+/** Kinds whose contract is published, with the check `provide()` applies. */
+const CONTRACT_GUARDS: Partial<Record<ProviderKind, { check: (v: unknown) => boolean; needs: string }>> = {
+  authenticator: { check: isAuthenticator, needs: 'it needs authenticate(request)' },
+  authorizer: { check: isAuthorizer, needs: 'it needs authorize(attributes) (and rulesFor, if present, must be a function)' },
+  admission: { check: isAdmission, needs: 'it needs admit(request) and/or validate(request) (and handles, if present, must be a function)' },
+};
 
 /**
  * Builds the handle for one start attempt of `definition`. For hosts only; plugins receive theirs.
@@ -49,6 +57,8 @@ export function createPluginHandle<C>(definition: PluginDefinition, config: C, h
       if (typeof implementation !== 'object' || implementation === null) {
         throw new PluginContractError(id, 'provide', 'needs an implementation object');
       }
+      const guard = CONTRACT_GUARDS[kind as ProviderKind];
+      if (guard && !guard.check(implementation)) throw new PluginContractError(id, 'provide', `the implementation is not a ${kind}: ${guard.needs}`);
       done = true;
       host.onReady(implementation);
     },

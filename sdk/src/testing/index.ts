@@ -11,3 +11,5 @@ export { startPlugin, createTestHost, describeStop } from './harness.js';
 export type { RunningPlugin, StartPluginOptions, StopOutcome, TestHost, TestHostOptions, LogRecord } from './harness.js';
 export { trackResources } from './resources.js';
 export type { ResourceTracker } from './resources.js';
+export { describeAuthenticatorContract } from './security-contracts.js';
+export type { AuthenticatorContractOptions } from './security-contracts.js';
