@@ -28,3 +28,5 @@ export { createLogger } from './logging.js';
 export { parseDuration } from './util/duration.js';
 export * from './store/index.js';
 export * from './apiserver/index.js';
+export { ensurePki, createCa, issueCertificate, servingSans } from './pki/pki.js';
+export type { ClusterPki, KeyPair, PkiOptions, CertificateRequest } from './pki/pki.js';

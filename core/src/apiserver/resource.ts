@@ -1,3 +1,4 @@
+import type { AuthorizationAttributes, AuthorizationDecision, SubjectRules, UserInfo } from '@kubernel/sdk';
 import type { StatusCause } from './status.js';
 
 /** A Kubernetes object as JSON. */
@@ -33,6 +34,13 @@ export interface HookContext {
     nodePort(requested: number | undefined, dryRun: boolean): Promise<number>;
     releaseNodePort(port: number): Promise<void>;
   };
+}
+
+/** What a review resource's handler may use: the requester and the authorizer chain. */
+export interface ReviewContext {
+  readonly user: UserInfo;
+  decide(attributes: AuthorizationAttributes): Promise<AuthorizationDecision>;
+  rulesFor(user: UserInfo, namespace: string): Promise<SubjectRules>;
 }
 
 /**
@@ -73,6 +81,11 @@ export interface ResourceDef {
   readonly row?: (o: Obj) => unknown[];
   /** Supported field selectors beyond metadata.name and metadata.namespace. */
   readonly fields?: Readonly<Record<string, (o: Obj) => string>>;
+  /**
+   * A review resource (TokenReview, SubjectAccessReview, ...): create-only and never stored; the
+   * handler answers the posted object with its status filled in.
+   */
+  readonly review?: (o: Obj, ctx: ReviewContext, namespace: string | undefined) => Promise<Obj>;
   /** Pods: deleting a scheduled pod marks it for graceful termination by the node agent. */
   readonly gracefulDelete?: (o: Obj) => number | undefined;
 }

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createTlsServer } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import { createMetrics, describeError, type AuthenticationRequest, type AuthorizationAttributes, type AuthorizationDecision, type CertificateSubject, type Counter, type Gauge, type Histogram, type Logger, type Registry } from '@kubernel/sdk';
+import { createMetrics, describeError, type AuthenticationRequest, type AuthorizationAttributes, type AuthorizationDecision, type CertificateSubject, type Counter, type NonResourceRule, type ResourceRule, type SubjectRules, type Gauge, type Histogram, type Logger, type Registry } from '@kubernel/sdk';
 import {
   ExpiredError,
   InvalidContinueError,
@@ -18,7 +18,7 @@ import type { NamedCheck } from '../kernel/health-server.js';
 import { ServiceAllocators } from './allocator.js';
 import { readBody, mediaType, parseBody } from './body.js';
 import { BUILTIN_RESOURCES } from './builtin/index.js';
-import { UNSECURED_USER, type RequestChain, type UserInfo } from './chain.js';
+import { MASTERS_AUTHORIZER, MASTERS_GROUP, UNSECURED_USER, type RequestChain, type UserInfo } from './chain.js';
 import { aggregatedDiscovery, AGGREGATED_V2, AGGREGATED_V2BETA1, apiGroup, apiGroupList, apiResourceList, apiVersions, wantsAggregated } from './discovery.js';
 import { KUBERNETES_VERSION, OpenApi } from './openapi.js';
 import { PATCH_TYPES } from './patch.js';
@@ -361,6 +361,11 @@ export class ApiServer {
     if (info.subresource && !this.subresourceAllowed(def, info.subresource)) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
     if (info.verb === 'watch') return this.watch(req, res, { info, def, query: url.searchParams, user, body: undefined });
     const body = await this.body(req, info);
+    if (def.review) {
+      const o = body as Obj | undefined;
+      if (typeof o !== 'object' || o === null || Array.isArray(o) || o.kind !== def.kind) throw badRequest(`the body must be a ${def.kind}`);
+      return this.send(res, 201, await def.review(o, { user, decide: (a) => this.decide(a), rulesFor: (u, ns) => this.rulesFor(u, ns) }, info.namespace));
+    }
     const r: RestRequest = { info, def, query: url.searchParams, user, body, patchType: mediaType(req.headers['content-type']) };
     const run = async (): Promise<Reply> => {
       switch (info.verb) {
@@ -461,6 +466,39 @@ export class ApiServer {
       if (d.reason) reasons.push(d.reason);
     }
     return { decision: 'no-opinion', ...(reasons.length ? { reason: reasons.join('; ') } : {}) };
+  }
+
+  /**
+   * The rules `user` holds in `namespace` across the authorizer chain: everything for
+   * `system:masters`; otherwise the union of what authorizers that can list rules say, incomplete
+   * when one of them cannot.
+   */
+  async rulesFor(user: UserInfo, namespace: string): Promise<SubjectRules> {
+    if (user.groups.includes(MASTERS_GROUP)) {
+      return { resourceRules: [{ verbs: ['*'], apiGroups: ['*'], resources: ['*'] }], nonResourceRules: [{ verbs: ['*'], nonResourceURLs: ['*'] }], incomplete: false };
+    }
+    const resourceRules: ResourceRule[] = [];
+    const nonResourceRules: NonResourceRule[] = [];
+    let incomplete = false;
+    const errors: string[] = [];
+    for (const a of this.options.chain.authorizers()) {
+      if (a === MASTERS_AUTHORIZER) continue;
+      if (!a.rulesFor) {
+        incomplete = true;
+        continue;
+      }
+      try {
+        const r = await a.rulesFor(user, namespace);
+        resourceRules.push(...r.resourceRules);
+        nonResourceRules.push(...r.nonResourceRules);
+        incomplete ||= r.incomplete;
+        if (r.evaluationError) errors.push(r.evaluationError);
+      } catch (err) {
+        incomplete = true;
+        errors.push(describeError(err));
+      }
+    }
+    return { resourceRules, nonResourceRules, incomplete, ...(errors.length ? { evaluationError: errors.join('; ') } : {}) };
   }
 
   private async authorize(user: UserInfo, info: RequestInfo): Promise<void> {

@@ -2,6 +2,7 @@ import type { ResourceDef } from '../resource.js';
 import { APPS } from './apps.js';
 import { CORE } from './core.js';
 import { OTHERS } from './others.js';
+import { REVIEWS } from './reviews.js';
 
 /** Every built-in resource the API server serves. */
-export const BUILTIN_RESOURCES: readonly ResourceDef[] = [...CORE, ...APPS, ...OTHERS];
+export const BUILTIN_RESOURCES: readonly ResourceDef[] = [...CORE, ...APPS, ...OTHERS, ...REVIEWS];

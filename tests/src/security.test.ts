@@ -1,0 +1,132 @@
+import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
+import { connect } from 'node:tls';
+import { expect } from 'chai';
+import { createCa, issueCertificate } from '@kubernel/core';
+import { startCluster, type TestCluster } from './helpers/cluster.js';
+import { run } from './helpers/processes.js';
+import { ROOT } from './helpers/paths.js';
+
+/** A kubeconfig for `user` (client certificate or token) against cluster `c`. */
+function kubeconfigFor(c: TestCluster, name: string, user: Record<string, string>): string {
+  const file = join(c.dataDir, `kubeconfig-${name}`);
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'c', cluster: { server: c.url, 'certificate-authority-data': Buffer.from(c.tls.ca).toString('base64') } }],
+    users: [{ name, user }],
+    contexts: [{ name: 'c', context: { cluster: 'c', user: name, namespace: 'default' } }],
+    'current-context': 'c',
+  };
+  writeFileSync(file, JSON.stringify(config), { mode: 0o600 });
+  return file;
+}
+
+const b64 = (s: string): string => Buffer.from(s).toString('base64');
+
+describe('API security: TLS, authentication, authorization basics (kubernel server)', function () {
+  this.timeout(60_000);
+  let c: TestCluster;
+  let dir: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'kubernel-security-'));
+    writeFileSync(join(dir, 'tokens.csv'), 'root-token,root,u-root,system:masters\nbob-token,bob,u-bob,"dev,qa"\n');
+    writeFileSync(
+      join(dir, 'distribution.yaml'),
+      [
+        'apiVersion: kubernel.io/v1alpha1',
+        'kind: Distribution',
+        'metadata: { name: security-test }',
+        'spec:',
+        '  roles:',
+        '    server:',
+        '      plugins:',
+        `        - { id: authn-x509, package: "${join(ROOT, 'plugins/authn')}" }`,
+        `        - { id: authn-token-file, package: "${join(ROOT, 'plugins/authn')}", config: { path: "${join(dir, 'tokens.csv')}" } }`,
+        '    agent: { plugins: [] }',
+        '',
+      ].join('\n'),
+    );
+    c = await startCluster(['--distribution', join(dir, 'distribution.yaml'), '--tls-san', 'api.example.test']);
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  it('serves TLS 1.2+ only, with a serving certificate for the names clients use, and writes the admin kubeconfig 0600', async () => {
+    const serving = new X509Certificate(await (await import('node:fs/promises')).readFile(join(c.dataDir, 'pki', 'apiserver.crt')));
+    for (const san of ['DNS:kubernetes.default.svc', 'DNS:localhost', 'IP Address:127.0.0.1', 'IP Address:10.96.0.1', 'DNS:api.example.test']) expect(serving.subjectAltName).to.contain(san);
+    expect(serving.checkIssued(new X509Certificate(c.tls.ca))).to.equal(true);
+    expect(statSync(c.kubeconfig).mode & 0o777).to.equal(0o600);
+    expect(statSync(join(c.dataDir, 'pki', 'ca.key')).mode & 0o777).to.equal(0o600);
+    const { port } = new URL(c.url);
+    const old = await new Promise<string>((resolve) => {
+      const s = connect({ host: '127.0.0.1', port: Number(port), ca: c.tls.ca, servername: 'localhost', minVersion: 'TLSv1', maxVersion: 'TLSv1.1' }, () => resolve('connected'));
+      s.on('error', (e) => resolve((e as NodeJS.ErrnoException).code ?? e.message));
+    });
+    expect(old).to.not.equal('connected');
+    const plain = await fetch(`http://127.0.0.1:${port}/api`).then((r) => r.status, (e: Error) => e.message);
+    expect(plain).to.not.equal(200);
+  });
+
+  it('refuses requests without credentials (401 Status) except /livez, /readyz, /healthz and /version', async () => {
+    const anonymous = { cert: undefined, key: undefined };
+    for (const path of ['/livez', '/readyz', '/healthz', '/version']) expect((await c.request('GET', path, undefined, {}, anonymous)).status, path).to.equal(200);
+    for (const path of ['/api/v1/namespaces', '/apis', '/metrics', '/openapi/v2']) {
+      const r = await c.request('GET', path, undefined, {}, anonymous);
+      expect(r.status, path).to.equal(401);
+      expect(r.json()).to.include({ kind: 'Status', status: 'Failure', reason: 'Unauthorized', code: 401 });
+    }
+    const wrongToken = await c.request('GET', '/api/v1/namespaces', undefined, { authorization: 'Bearer not-a-token' }, anonymous);
+    expect(wrongToken.status).to.equal(401);
+  });
+
+  it('does not trust a client certificate from another CA', async () => {
+    const other = await createCa('someone-else', 10);
+    const forged = await issueCertificate(other, { commonName: 'kubernetes-admin', organizations: ['system:masters'], usage: 'client', validityDays: 1 });
+    const r = await c.request('GET', '/api/v1/namespaces', undefined, {}, forged);
+    expect(r.status).to.equal(401);
+  });
+
+  it('authenticates cluster-CA client certificates (CN = user, O = groups) and static tokens; kubectl auth whoami shows them', async () => {
+    const ca = { cert: c.tls.ca, key: await (await import('node:fs/promises')).readFile(join(c.dataDir, 'pki', 'ca.key'), 'utf8') };
+    // (In system:masters so that no RBAC is needed to ask who one is; RBAC grants it to everyone once enabled.)
+    const jane = await issueCertificate(ca, { commonName: 'jane', organizations: ['system:masters', 'ops'], usage: 'client', validityDays: 1 });
+    const janeConfig = kubeconfigFor(c, 'jane', { 'client-certificate-data': b64(jane.cert), 'client-key-data': b64(jane.key) });
+    const who = JSON.parse((await run('kubectl', ['auth', 'whoami', '-o', 'json'], { KUBECONFIG: janeConfig })).stdout) as { status: { userInfo: { username: string; groups: string[] } } };
+    expect(who.status.userInfo).to.deep.equal({ username: 'jane', groups: ['system:masters', 'ops', 'system:authenticated'] });
+    const rootConfig = kubeconfigFor(c, 'root', { token: 'root-token' });
+    const root = JSON.parse((await run('kubectl', ['auth', 'whoami', '-o', 'json'], { KUBECONFIG: rootConfig })).stdout) as { status: { userInfo: Record<string, unknown> } };
+    expect(root.status.userInfo).to.deep.equal({ username: 'root', uid: 'u-root', groups: ['system:masters', 'system:authenticated'] });
+  });
+
+  it('answers 403 Forbidden with Kubernetes\' message to users no authorizer allows; system:masters may do anything', async () => {
+    const bob = { cert: undefined, key: undefined };
+    const denied = await c.request('GET', '/api/v1/namespaces/default/configmaps', undefined, { authorization: 'Bearer bob-token' }, bob);
+    expect(denied.status).to.equal(403);
+    expect(denied.json()).to.deep.include({
+      kind: 'Status',
+      reason: 'Forbidden',
+      code: 403,
+      message: 'configmaps is forbidden: User "bob" cannot list resource "configmaps" in API group "" in the namespace "default"',
+    });
+    const create = await c.request('POST', '/api/v1/namespaces/default/configmaps', JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'from-bob' } }), { authorization: 'Bearer bob-token' }, bob);
+    expect(create.status).to.equal(403);
+    expect((await c.request('GET', '/api/v1/namespaces/default/configmaps/from-bob')).status).to.equal(404);
+    const root = await c.request('POST', '/api/v1/namespaces/default/configmaps', JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'from-root' } }), { authorization: 'Bearer root-token' }, bob);
+    expect(root.status).to.equal(201);
+  });
+
+  it('kubectl auth can-i agrees with the authorizers (SelfSubjectAccessReview, SelfSubjectRulesReview)', async () => {
+    expect((await c.kubectl(['auth', 'can-i', 'create', 'pods'])).stdout.trim()).to.equal('yes');
+    const list = await c.ok(['auth', 'can-i', '--list']);
+    expect(list).to.match(/^\*\.\*\s+\[\]\s+\[\]\s+\[\*\]/m);
+    // An admin may ask about someone else: bob holds nothing (no authorizer plugin grants him anything).
+    const sar = await c.request('POST', '/apis/authorization.k8s.io/v1/subjectaccessreviews', JSON.stringify({ apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview', spec: { user: 'bob', resourceAttributes: { verb: 'get', resource: 'pods', namespace: 'default' } } }));
+    expect(sar.status).to.equal(201);
+    expect((sar.json().status as { allowed: boolean }).allowed).to.equal(false);
+  });
+});
