@@ -70,6 +70,10 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
     err(`error: --healthz-bind-address: expected host:port, got "${opts.healthzBindAddress}"\n`);
     return 2;
   }
+  if (opts.insecurePort !== undefined && !/^\d{1,5}$/.test(opts.insecurePort)) {
+    err(`error: --insecure-port: expected a port number, got "${opts.insecurePort}"\n`);
+    return 2;
+  }
   const logger = createLogger({ level: opts.logLevel });
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
