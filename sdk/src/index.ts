@@ -48,3 +48,7 @@ export type {
   GroupVersionResource,
 } from './security/contracts.js';
 export { isAuthenticator, isAuthorizer, isAdmission } from './security/contracts.js';
+export { ApiClient, ApiStatusError, isNotFound, isAlreadyExists, isConflict, isGone } from './client/api-client.js';
+export type { ApiConnection, KubeObject, KubeList, WatchEvent, RequestOptions } from './client/api-client.js';
+export { Informer, keyOf } from './client/informer.js';
+export type { InformerHandlers } from './client/informer.js';

@@ -26,7 +26,7 @@ function kubeconfigFor(c: TestCluster, name: string, user: Record<string, string
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
-describe('API security: TLS, authentication, authorization basics (kubernel server)', function () {
+describe('API security: TLS, authentication, RBAC (kubernel server)', function () {
   this.timeout(60_000);
   let c: TestCluster;
   let dir: string;
@@ -46,6 +46,7 @@ describe('API security: TLS, authentication, authorization basics (kubernel serv
         '      plugins:',
         `        - { id: authn-x509, package: "${join(ROOT, 'plugins/authn')}" }`,
         `        - { id: authn-token-file, package: "${join(ROOT, 'plugins/authn')}", config: { path: "${join(dir, 'tokens.csv')}" } }`,
+        `        - { id: authz-rbac, package: "${join(ROOT, 'plugins/rbac')}" }`,
         '    agent: { plugins: [] }',
         '',
       ].join('\n'),
@@ -122,6 +123,9 @@ describe('API security: TLS, authentication, authorization basics (kubernel serv
 
   it('kubectl auth can-i agrees with the authorizers (SelfSubjectAccessReview, SelfSubjectRulesReview)', async () => {
     expect((await c.kubectl(['auth', 'can-i', 'create', 'pods'])).stdout.trim()).to.equal('yes');
+    // bob holds only what every authenticated user holds (system:basic-user, system:discovery).
+    const no = await run('kubectl', ['auth', 'can-i', 'create', 'pods'], { KUBECONFIG: kubeconfigFor(c, 'bob', { token: 'bob-token' }) });
+    expect([no.code, no.stdout.trim()]).to.deep.equal([1, 'no']);
     const list = await c.ok(['auth', 'can-i', '--list']);
     expect(list).to.match(/^\*\.\*\s+\[\]\s+\[\]\s+\[\*\]/m);
     // An admin may ask about someone else: bob holds nothing (no authorizer plugin grants him anything).
@@ -129,4 +133,77 @@ describe('API security: TLS, authentication, authorization basics (kubernel serv
     expect(sar.status).to.equal(201);
     expect((sar.json().status as { allowed: boolean }).allowed).to.equal(false);
   });
+
+  it('RBAC: a user bound to view in one namespace reads there only; kubectl auth can-i agrees', async () => {
+    await c.ok(['create', 'namespace', 'team-a']);
+    await c.ok(['create', 'namespace', 'team-b']);
+    await c.ok(['-n', 'team-a', 'create', 'configmap', 'settings', '--from-literal=a=1']);
+    await c.ok(['-n', 'team-a', 'create', 'secret', 'generic', 'db', '--from-literal=p=x']);
+    await c.ok(['-n', 'team-a', 'create', 'rolebinding', 'jane-view', '--clusterrole=view', '--user=jane']);
+    const ca = { cert: c.tls.ca, key: await (await import('node:fs/promises')).readFile(join(c.dataDir, 'pki', 'ca.key'), 'utf8') };
+    const jane = await issueCertificate(ca, { commonName: 'jane', organizations: ['dev'], usage: 'client', validityDays: 1 });
+    const env = { KUBECONFIG: kubeconfigFor(c, 'jane-view', { 'client-certificate-data': b64(jane.cert), 'client-key-data': b64(jane.key) }) };
+    const kubectl = (args: string[]) => run('kubectl', args, env);
+
+    expect((await kubectl(['-n', 'team-a', 'get', 'configmap', 'settings', '-o', 'name'])).stdout.trim()).to.equal('configmap/settings');
+    const matrix: Array<[string[], boolean]> = [
+      [['-n', 'team-a', 'get', 'configmaps'], true],
+      [['-n', 'team-a', 'get', 'pods'], true],
+      [['-n', 'team-b', 'get', 'configmaps'], false],
+      [['get', 'configmaps', '-A'], false],
+      [['-n', 'team-a', 'get', 'secret', 'db'], false],
+      [['-n', 'team-a', 'create', 'configmap', 'x'], false],
+      [['-n', 'team-a', 'delete', 'configmap', 'settings'], false],
+      [['get', 'nodes'], false],
+    ];
+    for (const [args, ok] of matrix) {
+      const r = await kubectl(args);
+      expect(r.code === 0, `kubectl ${args.join(' ')}: ${r.stderr}`).to.equal(ok);
+      if (!ok) expect(r.stderr, args.join(' ')).to.match(/Forbidden|forbidden/);
+      const canI = await kubectl(['auth', 'can-i', ...canIArgs(args)]);
+      expect(canI.stdout.trim(), `can-i ${canIArgs(args).join(' ')}`).to.equal(ok ? 'yes' : 'no');
+    }
+    expect((await c.ok(['-n', 'team-a', 'get', 'configmap', 'settings', '-o', 'name'])).trim()).to.equal('configmap/settings');
+    const list = (await kubectl(['auth', 'can-i', '--list', '-n', 'team-a'])).stdout;
+    expect(list).to.match(/^configmaps\s+\[\]\s+\[\]\s+\[get list watch\]/m);
+    expect(list).to.match(/^selfsubjectaccessreviews\.authorization\.k8s\.io\s+\[\]\s+\[\]\s+\[create\]/m);
+    expect(list).to.not.match(/^secrets/m);
+  });
+
+  it('RBAC: ships the default cluster roles and bindings, with admin/edit/view aggregated', async () => {
+    const names = (await c.ok(['get', 'clusterroles', '-o', 'name'])).split('\n');
+    for (const r of ['cluster-admin', 'admin', 'edit', 'view', 'system:discovery', 'system:basic-user', 'system:kube-scheduler']) expect(names).to.include(`clusterrole.rbac.authorization.k8s.io/${r}`);
+    await until(async () => JSON.parse(await c.ok(['get', 'clusterrole', 'edit', '-o', 'json'])).rules?.length > 0);
+    const edit = JSON.parse(await c.ok(['get', 'clusterrole', 'edit', '-o', 'json'])) as { rules: Array<{ resources?: string[]; verbs: string[] }> };
+    expect(edit.rules.some((r) => r.resources?.includes('configmaps') && r.verbs.includes('create'))).to.equal(true);
+    expect(edit.rules.some((r) => r.resources?.includes('configmaps') && r.verbs.includes('watch'))).to.equal(true);
+    const binding = JSON.parse(await c.ok(['get', 'clusterrolebinding', 'cluster-admin', '-o', 'json'])) as { subjects: Array<{ kind: string; name: string }> };
+    expect(binding.subjects).to.deep.include({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'system:masters' });
+  });
 });
+
+/** `kubectl get|create|delete ...` arguments as `kubectl auth can-i` arguments. */
+function canIArgs(args: string[]): string[] {
+  const out: string[] = [];
+  const rest = [...args];
+  let namespace: string[] = [];
+  const n = rest.indexOf('-n');
+  if (n >= 0) namespace = rest.splice(n, 2);
+  const all = rest.indexOf('-A');
+  if (all >= 0) {
+    rest.splice(all, 1);
+    namespace = ['-A'];
+  }
+  const [verb, resource, name] = rest;
+  const plural = resource!.endsWith('s') ? resource! : `${resource}s`;
+  out.push(verb === 'get' && !name ? 'list' : verb!, verb === 'create' || !name ? plural : `${plural}/${name}`, ...namespace);
+  return out;
+}
+
+async function until(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -1,6 +1,6 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { describeError, type Role } from '@kubernel/sdk';
+import { ApiClient, describeError, type Role } from '@kubernel/sdk';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { bootKernel, PluginLoadError } from '../kernel/boot.js';
 import { DistributionError } from '../kernel/distribution.js';
@@ -125,6 +125,7 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
     out(`  ✓ store ready (${where}; revision ${h.revision}, ${h.objects} object(s))\n`);
   }
   let api: ApiServer | undefined;
+  let apiClient: ApiClient | undefined;
   if (store) {
     const ports = (opts.serviceNodePortRange ?? '30000-32767').split('-').map(Number);
     const bindAddress = opts.bindAddress ?? '127.0.0.1';
@@ -176,6 +177,10 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
       await api.start();
       const [host, port] = [api.address.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''), Number(api.address.split(':').pop())];
       await bootstrapCluster(store.store, api.allocators, { ip: opts.advertiseAddress ?? (host === '0.0.0.0' ? '127.0.0.1' : host), port }, logger);
+      // In-process plugins talk to the API server as its loopback identity.
+      const loopbackHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+      apiClient = new ApiClient({ server: `https://${loopbackHost}:${port}`, ca: pki.ca.cert, token: loopbackToken });
+      kernel.connectApi(apiClient);
       await writeKubeconfig(join(dataDir, 'kubeconfig'), api.url, pki.ca.cert, { 'client-certificate-data': b64(pki.admin.cert), 'client-key-data': b64(pki.admin.key) });
       out(`  ✓ API server on ${api.url}; admin kubeconfig: ${join(dataDir, 'kubeconfig')}\n`);
       if (api.insecureAddress) out(`  ! insecure port on http://${api.insecureAddress}: no authentication, every request is system:masters\n`);
@@ -208,6 +213,7 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
     signalled = signal;
     out(`received ${signal}: stopping (timeout ${distribution.kernel.stopTimeoutMs / 1000}s)\n`);
     const report = await kernel.stop();
+    apiClient?.close();
     await api?.stop();
     await store?.close();
     await health?.close();
@@ -232,6 +238,7 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
   } catch (e) {
     if (signalled) return finished;
     await kernel.stop();
+    apiClient?.close();
     await api?.stop();
     await store?.close();
     await health?.close();

@@ -1,4 +1,4 @@
-import { KIND_INFO, type ContractOf, type Logger, type ProviderKind, type Registry } from '@kubernel/sdk';
+import { KIND_INFO, type ApiClient, type ContractOf, type Logger, type ProviderKind, type Registry } from '@kubernel/sdk';
 import { Container } from 'inversify';
 import { ExtensionRegistry } from './extension-registry.js';
 import type { NamedCheck } from './health-server.js';
@@ -7,7 +7,7 @@ import type { KernelOptions } from './kernel-options.js';
 import type { LoadedPlugin } from './plugin-loader.js';
 import { aggregateHealth, type KernelHealth, type PluginState, type PluginStatus } from './plugin-status.js';
 import { PluginSupervisor } from './plugin-supervisor.js';
-import { TYPES } from './tokens.js';
+import { TYPES, type ApiAccess } from './tokens.js';
 
 /** Thrown by {@link Kernel.start} when a plugin fails to start; names the plugin. */
 export class KernelStartError extends Error {
@@ -56,6 +56,7 @@ export class Kernel {
   private readonly options: KernelOptions;
   private stopping?: Promise<StopReport>;
   private readonly registry: ExtensionRegistry;
+  private readonly apiAccess: ApiAccess = {};
 
   constructor(parts: KernelParts) {
     this.log = parts.logger.child({ component: 'kernel' });
@@ -66,6 +67,7 @@ export class Kernel {
     root.bind(TYPES.KernelOptions).toConstantValue(parts.options);
     root.bind(TYPES.KernelMetrics).toConstantValue(new KernelMetrics(parts.registry));
     root.bind(ExtensionRegistry).toSelf();
+    root.bind(TYPES.ApiAccess).toConstantValue(this.apiAccess);
     this.registry = root.get(ExtensionRegistry);
     const ordered = [...parts.plugins].sort((a, b) => KIND_INFO[a.definition.kind].tier - KIND_INFO[b.definition.kind].tier);
     this.supervisors = ordered.map((plugin) => {
@@ -137,6 +139,11 @@ export class Kernel {
       if (impl) out.push(impl);
     }
     return out;
+  }
+
+  /** Gives plugins started from now on `client` as `handle.api` (call before {@link start}). */
+  connectApi(client: ApiClient): void {
+    this.apiAccess.client = client;
   }
 
   /** Every plugin's status, in start order. */

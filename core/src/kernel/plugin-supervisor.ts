@@ -17,7 +17,7 @@ import type { KernelMetrics } from './kernel-metrics.js';
 import type { KernelOptions } from './kernel-options.js';
 import type { LoadedPlugin } from './plugin-loader.js';
 import type { PluginState, PluginStatus } from './plugin-status.js';
-import { TYPES } from './tokens.js';
+import { TYPES, type ApiAccess } from './tokens.js';
 
 /** How one call of a plugin's `start` ended. */
 interface Settlement {
@@ -83,6 +83,7 @@ export class PluginSupervisor {
     @inject(ExtensionRegistry) private readonly extensions: ExtensionRegistry,
     @inject(TYPES.KernelMetrics) private readonly metrics: KernelMetrics,
     @inject(TYPES.MetricsRegistry) private readonly registry: Registry,
+    @inject(TYPES.ApiAccess) private readonly apiAccess: ApiAccess,
   ) {
     this.log = root.child({ plugin: plugin.definition.id, kind: plugin.definition.kind });
     this.metrics.setState(this.id, this.kind, 'pending');
@@ -183,6 +184,7 @@ export class PluginSupervisor {
       metrics: createMetrics(this.registry, this.id),
       attempt: number,
       extensions: this.extensions.lookup,
+      ...(this.apiAccess.client ? { api: this.apiAccess.client } : {}),
       onReady: (implementation) => {
         if (controller.signal.aborted || attempt.isSettled) return;
         attempt.readyAt = Date.now();

@@ -215,6 +215,9 @@ export class Store {
         } catch (err) {
           if (!(err instanceof WrongRevisionError) || attempt >= 100) throw err;
           current = undefined;
+          // Under contention, writers whose requests leave together would retry in lockstep and
+          // the same one would keep winning: a little jitter after repeated conflicts breaks it.
+          if (attempt >= 2) await new Promise((r) => setTimeout(r, Math.random() * Math.min(attempt, 20)));
         }
       }
     });

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { ContractOf, Extension, ExtensionLookup } from './extensions.js';
 import type { PluginKind, ProviderKind } from './kinds.js';
 import type { Metrics } from './metrics.js';
+import type { ApiClient } from '../client/api-client.js';
 
 export type { Logger } from 'pino';
 
@@ -44,6 +45,13 @@ export interface Handle<C = unknown> {
   readonly attempt: number;
   /** Implementations provided so far by provider plugins in this process, by kind. */
   readonly extensions: ExtensionLookup;
+  /**
+   * The process's Kubernetes API client (shared by its plugins, with shared informers), authenticated
+   * as the process: the API server's loopback identity (`system:masters`) in the server role.
+   *
+   * @throws {PluginContractError} on access when the process has no API connection.
+   */
+  readonly api: ApiClient;
 }
 
 /** The handle of a `service` plugin (scheduler, controller). */

@@ -6,6 +6,7 @@ import type { AnyHandle, Role } from './handle.js';
 import { isProviderKind, type ProviderKind } from './kinds.js';
 import { isAdmission, isAuthenticator, isAuthorizer } from '../security/contracts.js';
 import type { Metrics } from './metrics.js';
+import type { ApiClient } from '../client/api-client.js';
 
 /** What a host (the kernel, the test kit) supplies to build a plugin's handle. */
 export interface HandleHost {
@@ -15,6 +16,8 @@ export interface HandleHost {
   readonly metrics: Metrics;
   readonly attempt: number;
   readonly extensions: ExtensionLookup;
+  /** The process's API client, when it has a connection to an API server. */
+  readonly api?: ApiClient;
   /** Called once, when the plugin says it is ready (services) or provides its implementation. */
   onReady(implementation: Extension | undefined): void;
 }
@@ -45,6 +48,10 @@ export function createPluginHandle<C>(definition: PluginDefinition, config: C, h
     metrics: host.metrics,
     attempt: host.attempt,
     extensions: host.extensions,
+    get api(): ApiClient {
+      if (!host.api) throw new PluginContractError(id, 'api', 'this process has no connection to an API server (pass one to the host, or startPlugin({ api }) in tests)');
+      return host.api;
+    },
     ready(): void {
       if (provider) throw new PluginContractError(id, 'ready', `a ${kind} plugin becomes ready by calling provide(implementation), not ready()`);
       if (done) return;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { compileConfigSchema, formatConfigProblems } from '../plugin/config.js';
+import type { ApiClient } from '../client/api-client.js';
 import type { PluginDefinition } from '../plugin/define-plugin.js';
 import { describeError, PluginError } from '../plugin/errors.js';
 import type { Extension, ExtensionLookup } from '../plugin/extensions.js';
@@ -69,6 +70,8 @@ export interface StartPluginOptions {
   readonly attempt?: number;
   /** Implementations other providers would have provided, by kind (for consumer plugins). */
   readonly extensions?: Partial<Record<ProviderKind, ReadonlyMap<string, Extension>>>;
+  /** The API client the plugin's handle offers (a function is called at start: for clusters started in a `before` hook). */
+  readonly api?: ApiClient | (() => ApiClient);
 }
 
 /** Result of {@link RunningPlugin.stop}. */
@@ -125,6 +128,7 @@ export function startPlugin<K extends PluginKind, C>(definition: PluginDefinitio
     metrics: createMetrics(host.registry, definition.id),
     attempt: options.attempt ?? 1,
     extensions: emptyLookup(options.extensions),
+    ...(options.api ? { api: typeof options.api === 'function' ? options.api() : options.api } : {}),
     onReady: (impl) => {
       provided = impl;
       onReady(impl);
