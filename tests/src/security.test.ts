@@ -47,6 +47,7 @@ describe('API security: TLS, authentication, RBAC (kubernel server)', function (
         `        - { id: authn-x509, package: "${join(ROOT, 'plugins/authn')}" }`,
         `        - { id: authn-token-file, package: "${join(ROOT, 'plugins/authn')}", config: { path: "${join(dir, 'tokens.csv')}" } }`,
         `        - { id: authz-rbac, package: "${join(ROOT, 'plugins/rbac')}" }`,
+        `        - { id: rbac-escalation, package: "${join(ROOT, 'plugins/rbac')}" }`,
         '    agent: { plugins: [] }',
         '',
       ].join('\n'),
@@ -180,11 +181,36 @@ describe('API security: TLS, authentication, RBAC (kubernel server)', function (
     const binding = JSON.parse(await c.ok(['get', 'clusterrolebinding', 'cluster-admin', '-o', 'json'])) as { subjects: Array<{ kind: string; name: string }> };
     expect(binding.subjects).to.deep.include({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'system:masters' });
   });
+
+  it('RBAC: nobody grants what they do not hold (unless they may escalate or bind); each refusal changes nothing', async () => {
+    await c.ok(['create', 'namespace', 'team-c']);
+    await c.ok(['-n', 'team-c', 'create', 'role', 'rbac-manager', '--verb=create,update,get,list', '--resource=roles.rbac.authorization.k8s.io,rolebindings.rbac.authorization.k8s.io']);
+    await c.ok(['-n', 'team-c', 'create', 'rolebinding', 'bob-manages', '--role=rbac-manager', '--user=bob']);
+    await c.ok(['-n', 'team-c', 'create', 'rolebinding', 'bob-views', '--clusterrole=view', '--user=bob']);
+    const env = { KUBECONFIG: kubeconfigFor(c, 'bob-rbac', { token: 'bob-token' }) };
+    const kubectl = (args: string[]) => run('kubectl', args, env);
+
+    const grabAdmin = await kubectl(['-n', 'team-c', 'create', 'rolebinding', 'grab', '--clusterrole=cluster-admin', '--user=bob']);
+    expect(grabAdmin.code).to.equal(1);
+    expect(grabAdmin.stderr).to.contain('is attempting to grant RBAC permissions not currently held');
+    const secretsRole = await kubectl(['-n', 'team-c', 'create', 'role', 'secret-reader', '--verb=get', '--resource=secrets']);
+    expect(secretsRole.code).to.equal(1);
+    expect(secretsRole.stderr).to.match(/Resources:\[\\?"secrets/);
+    expect((await c.kubectl(['-n', 'team-c', 'get', 'rolebinding', 'grab'])).code).to.equal(1);
+    expect((await c.kubectl(['-n', 'team-c', 'get', 'role', 'secret-reader'])).code).to.equal(1);
+
+    // What bob holds he may hand on: view in team-c, and a role within his own rules.
+    await kubectl(['-n', 'team-c', 'create', 'rolebinding', 'carol-views', '--clusterrole=view', '--user=carol']).then((r) => expect(r.code, r.stderr).to.equal(0));
+    await kubectl(['-n', 'team-c', 'create', 'role', 'cm-reader', '--verb=get,list', '--resource=configmaps']).then((r) => expect(r.code, r.stderr).to.equal(0));
+    // With the bind verb on cluster-admin, binding it is allowed without holding it (Kubernetes' escape hatch).
+    await c.ok(['-n', 'team-c', 'create', 'role', 'may-bind-admin', '--verb=bind', '--resource=clusterroles.rbac.authorization.k8s.io', '--resource-name=cluster-admin']);
+    await c.ok(['-n', 'team-c', 'create', 'rolebinding', 'bob-may-bind', '--role=may-bind-admin', '--user=bob']);
+    await until(async () => (await kubectl(['-n', 'team-c', 'create', 'rolebinding', 'grab', '--clusterrole=cluster-admin', '--user=bob', '--dry-run=server'])).code === 0);
+  });
 });
 
 /** `kubectl get|create|delete ...` arguments as `kubectl auth can-i` arguments. */
 function canIArgs(args: string[]): string[] {
-  const out: string[] = [];
   const rest = [...args];
   let namespace: string[] = [];
   const n = rest.indexOf('-n');
@@ -196,8 +222,7 @@ function canIArgs(args: string[]): string[] {
   }
   const [verb, resource, name] = rest;
   const plural = resource!.endsWith('s') ? resource! : `${resource}s`;
-  out.push(verb === 'get' && !name ? 'list' : verb!, verb === 'create' || !name ? plural : `${plural}/${name}`, ...namespace);
-  return out;
+  return [verb === 'get' && !name ? 'list' : verb!, verb === 'create' || !name ? plural : `${plural}/${name}`, ...namespace];
 }
 
 async function until(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {

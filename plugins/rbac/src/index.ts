@@ -9,6 +9,7 @@
  */
 import { definePlugin, isAlreadyExists, isConflict, isNotFound, untilAborted, type ApiClient, type Informer, type KubeObject, type Logger } from '@kubernel/sdk';
 import { AUTOUPDATE, DEFAULT_CLUSTER_ROLE_BINDINGS, DEFAULT_CLUSTER_ROLES } from './defaults.js';
+import { escalationPlugin } from './escalation.js';
 import { aggregatedRules, RbacPolicy, type BindingObject, type PolicyRule, type PolicySource, type RoleObject } from './policy.js';
 
 export { RbacPolicy, ruleAllows, appliesTo, selects, aggregatedRules, staticSource } from './policy.js';
@@ -161,4 +162,7 @@ export const rbacPlugin = definePlugin({
   },
 });
 
-export default [rbacPlugin];
+export { escalationPlugin, escalationCheck, uncovered } from './escalation.js';
+export type { EscalationEnvironment } from './escalation.js';
+
+export default [rbacPlugin, escalationPlugin];

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { AuthorizationAttributes, UserInfo } from '@kubernel/sdk';
-import { DEFAULT_CLUSTER_ROLE_BINDINGS, DEFAULT_CLUSTER_ROLES, RbacPolicy, ruleAllows, selects, staticSource, type BindingObject, type RoleObject } from './index.js';
+import { DEFAULT_CLUSTER_ROLE_BINDINGS, DEFAULT_CLUSTER_ROLES, RbacPolicy, ruleAllows, selects, staticSource, uncovered, type BindingObject, type PolicyRule, type RoleObject } from './index.js';
 
 const user = (username: string, ...groups: string[]): UserInfo => ({ username, groups: [...groups, 'system:authenticated'] });
 const res = (u: UserInfo, verb: string, resource: string, namespace = '', extra: Partial<AuthorizationAttributes> = {}): AuthorizationAttributes => ({
@@ -79,4 +79,24 @@ describe('RBAC evaluation (Kubernetes semantics)', () => {
     expect(selects({ matchExpressions: [{ key: 'tier', operator: 'NotIn', values: ['a'] }] }, { tier: 'a' })).to.equal(false);
     expect(selects({ matchExpressions: [{ key: 'tier', operator: 'DoesNotExist' }] }, {})).to.equal(true);
   });
+});
+
+describe('RBAC escalation prevention: coverage of rules (Kubernetes Covers)', () => {
+  const owner = [
+    { verbs: ['get', 'list'], apiGroups: [''], resources: ['pods', 'configmaps'] },
+    { verbs: ['get'], apiGroups: [''], resources: ['secrets'], resourceNames: ['db'] },
+    { verbs: ['*'], apiGroups: ['apps'], resources: ['*'] },
+    { verbs: ['get'], nonResourceURLs: ['/healthz/*'] },
+  ];
+  const cases: Array<[string, PolicyRule, boolean]> = [
+    ['a subset of verbs and resources', { verbs: ['get'], apiGroups: [''], resources: ['pods'] }, true],
+    ['an extra verb', { verbs: ['get', 'delete'], apiGroups: [''], resources: ['pods'] }, false],
+    ['a named secret held by name', { verbs: ['get'], apiGroups: [''], resources: ['secrets'], resourceNames: ['db'] }, true],
+    ['every secret when only one is held', { verbs: ['get'], apiGroups: [''], resources: ['secrets'] }, false],
+    ['a wildcard held as a wildcard', { verbs: ['delete'], apiGroups: ['apps'], resources: ['deployments', 'statefulsets/scale'] }, true],
+    ['a wildcard not held', { verbs: ['*'], apiGroups: [''], resources: ['pods'] }, false],
+    ['a URL under a held prefix', { verbs: ['get'], nonResourceURLs: ['/healthz/ping'] }, true],
+    ['a URL outside it', { verbs: ['get'], nonResourceURLs: ['/metrics'] }, false],
+  ];
+  for (const [name, rule, ok] of cases) it(name, () => expect(uncovered(owner, [rule]).length === 0).to.equal(ok));
 });
