@@ -232,3 +232,64 @@ async function until(check: () => Promise<boolean>, timeoutMs = 10_000): Promise
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+describe('API priority and fairness (a small server: 20 seats)', function () {
+  this.timeout(60_000);
+  let c: TestCluster;
+
+  before(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kubernel-flow-'));
+    writeFileSync(join(dir, 'tokens.csv'), 'flood-token,flooder,u-f,\nnode-token,system:node:n1,u-n1,system:nodes\n');
+    writeFileSync(
+      join(dir, 'distribution.yaml'),
+      [
+        'apiVersion: kubernel.io/v1alpha1',
+        'kind: Distribution',
+        'metadata: { name: flow-test }',
+        'spec:',
+        '  roles:',
+        '    server:',
+        '      plugins:',
+        `        - { id: authn-x509, package: "${join(ROOT, 'plugins/authn')}" }`,
+        `        - { id: authn-token-file, package: "${join(ROOT, 'plugins/authn')}", config: { path: "${join(dir, 'tokens.csv')}" } }`,
+        `        - { id: authz-rbac, package: "${join(ROOT, 'plugins/rbac')}" }`,
+        '    agent: { plugins: [] }',
+        '',
+      ].join('\n'),
+    );
+    c = await startCluster(['--distribution', join(dir, 'distribution.yaml'), '--max-requests-inflight', '10', '--max-mutating-requests-inflight', '10']);
+    await c.ok(['create', 'clusterrolebinding', 'flooder-view', '--clusterrole=view', '--user=flooder']);
+    await c.ok(['-n', 'kube-node-lease', 'create', 'role', 'heartbeat', '--verb=get,update,create', '--resource=leases.coordination.k8s.io']);
+    await c.ok(['-n', 'kube-node-lease', 'create', 'rolebinding', 'heartbeat', '--role=heartbeat', '--group=system:nodes']);
+    await c.ok(['-n', 'kube-node-lease', 'create', '-f', '-'], JSON.stringify({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'n1' }, spec: { holderIdentity: 'n1', leaseDurationSeconds: 40 } }));
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  it('a flood from one client at 10x the seats gets 429 with Retry-After, while the admin and node heartbeats still succeed', async () => {
+    const none = { cert: undefined, key: undefined };
+    const flood = Array.from({ length: 200 }, () => c.request('GET', '/api/v1/configmaps', undefined, { authorization: 'Bearer flood-token' }, none));
+    const heartbeats: number[] = [];
+    const admin: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const lease = await c.request('GET', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1', undefined, { authorization: 'Bearer node-token' }, none);
+      const body = lease.json() as { spec: Record<string, unknown> };
+      const renewed = await c.request('PUT', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1', JSON.stringify({ ...body, spec: { ...body.spec, renewTime: new Date().toISOString().replace('Z', '000Z') } }), { authorization: 'Bearer node-token' }, none);
+      heartbeats.push(lease.status, renewed.status);
+      admin.push((await c.request('GET', '/api/v1/namespaces/default')).status);
+    }
+    const results = await Promise.all(flood);
+    const codes = new Map<number, number>();
+    for (const r of results) codes.set(r.status, (codes.get(r.status) ?? 0) + 1);
+    expect(codes.get(429) ?? 0, JSON.stringify([...codes])).to.be.greaterThan(0);
+    expect([...codes.keys()].every((code) => code === 200 || code === 429), JSON.stringify([...codes])).to.equal(true);
+    const rejected = results.find((r) => r.status === 429)!;
+    expect(rejected.headers.get('retry-after')).to.equal('1');
+    expect(rejected.json()).to.include({ kind: 'Status', reason: 'TooManyRequests', code: 429 });
+    expect(heartbeats.every((s) => s === 200), JSON.stringify(heartbeats)).to.equal(true);
+    expect(admin.every((s) => s === 200), JSON.stringify(admin)).to.equal(true);
+    const metrics = (await c.request('GET', '/metrics')).body;
+    expect(metrics).to.match(/apiserver_flowcontrol_rejected_requests_total\{priority_level="global-default",reason="concurrency-limit"\} [1-9]/);
+  });
+});

@@ -28,6 +28,7 @@ import { requestInfo, type RequestInfo } from './request-info.js';
 import { apiVersionOf, type HookContext, type Obj, type ResourceDef } from './resource.js';
 import { RestHandlers, type Reply, type RestRequest } from './rest.js';
 import { Schemas } from './schemas.js';
+import { DEFAULT_LEVELS, FlowControl } from './flowcontrol.js';
 import { ApiError, badRequest, internal, methodNotAllowed, timeout, unavailable } from './status.js';
 import { tableRow, toTable, wantsTable } from './table.js';
 
@@ -64,6 +65,11 @@ export interface ApiServerOptions {
   readonly minWatchTimeoutSeconds?: number;
   /** Service ClusterIP range; 10.96.0.0/12 by default. */
   readonly serviceClusterIPRange?: string;
+  /**
+   * Seats for non-long-running requests, split among priority levels (Kubernetes'
+   * --max-requests-inflight + --max-mutating-requests-inflight: 400 + 200 by default).
+   */
+  readonly maxInflight?: number;
   /** Service node port range; 30000-32767 by default. */
   readonly serviceNodePortRange?: readonly [number, number];
   /** Extra health checks (the store's, the kernel's plugins). */
@@ -77,6 +83,8 @@ interface Metrics {
   readonly latency: Histogram<'verb' | 'resource'>;
   readonly inflight: Gauge<'kind'>;
   readonly watchers: Gauge<'resource'>;
+  readonly rejected: Counter<'priority_level' | 'reason'>;
+  readonly executing: Gauge<'priority_level'>;
 }
 
 const JSON_TYPE = 'application/json';
@@ -187,6 +195,8 @@ export class ApiServer {
   private readonly log: Logger;
   private readonly metrics: Metrics;
   private readonly watches = new Set<Watch>();
+  private readonly flow: FlowControl;
+  private readonly levelGauges = new Map<string, { set(n: number): void }>();
   /** Metric children bound to their labels once (prom-client label handling is costly per call). */
   private readonly bound = new Map<string, { inc(): void; observe?(v: number): void }>();
   private readonly inflightGauges: Record<'mutating' | 'readOnly', { inc(): void; dec(): void }>;
@@ -211,12 +221,22 @@ export class ApiServer {
       getStored: async (key) => (await options.store.get(key))?.value as Obj | undefined,
       allocators: this.allocators,
     };
+    this.flow = new FlowControl(options.maxInflight ?? 600, DEFAULT_LEVELS, {
+      rejected: (level) => this.metrics.rejected.inc({ priority_level: level, reason: 'concurrency-limit' }),
+      executing: (level, n) => {
+        let g = this.levelGauges.get(level);
+        if (!g) this.levelGauges.set(level, (g = this.metrics.executing.labels({ priority_level: level })));
+        g.set(n);
+      },
+    });
     this.rest = new RestHandlers(options.store, this.resources, this.schemas, options.chain, hooks, this.log);
     const m = createMetrics(options.registry, 'apiserver');
     this.metrics = {
       requests: m.counter({ name: 'apiserver_request_total', help: 'Counter of apiserver requests broken out for each verb, group, version, resource and HTTP response code.', labelNames: ['verb', 'group', 'version', 'resource', 'subresource', 'code'] }),
       latency: m.histogram({ name: 'apiserver_request_duration_seconds', help: 'Response latency distribution in seconds for each verb and resource.', labelNames: ['verb', 'resource'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60] }),
       inflight: m.gauge({ name: 'apiserver_current_inflight_requests', help: 'Requests being served, by kind (readOnly, mutating).', labelNames: ['kind'] }),
+      rejected: m.counter({ name: 'apiserver_flowcontrol_rejected_requests_total', help: 'Requests rejected by priority and fairness, by priority level and reason.', labelNames: ['priority_level', 'reason'] }),
+      executing: m.gauge({ name: 'apiserver_flowcontrol_current_executing_requests', help: 'Requests executing, by priority level.', labelNames: ['priority_level'] }),
       watchers: m.gauge({ name: 'apiserver_registered_watchers', help: 'Open watches, by resource.', labelNames: ['resource'] }),
     };
     this.inflightGauges = { mutating: this.metrics.inflight.labels({ kind: 'mutating' }), readOnly: this.metrics.inflight.labels({ kind: 'readOnly' }) };
@@ -308,7 +328,10 @@ export class ApiServer {
     } catch (err) {
       const e = this.toApiError(err, info);
       code = e.code;
-      if (!res.headersSent) this.send(res, e.code, e.toStatus());
+      if (!res.headersSent) {
+        if (e.details?.retryAfterSeconds !== undefined) res.setHeader('retry-after', String(e.details.retryAfterSeconds));
+        this.send(res, e.code, e.toStatus());
+      }
       else res.end();
     } finally {
       this.inflight--;
@@ -343,6 +366,16 @@ export class ApiServer {
     }
     if (path === '/version') return this.send(res, 200, { ...KUBERNETES_VERSION, gitCommit: '', gitTreeState: 'clean', buildDate: '', goVersion: '', compiler: '', platform: `${process.platform}/${process.arch}` });
     const user = await this.authenticate(req);
+    // Priority and fairness: a seat for the request's duration (watches are long-running: exempt).
+    const seat = info.verb === 'watch' ? undefined : this.flow.admit(user);
+    try {
+      return await this.serve(req, res, url, info, path, user);
+    } finally {
+      seat?.();
+    }
+  }
+
+  private async serve(req: IncomingMessage, res: ServerResponse, url: { pathname: string; searchParams: URLSearchParams }, info: RequestInfo, path: string, user: UserInfo): Promise<number> {
     await this.authorize(user, info);
     if (path === '/metrics') {
       res.writeHead(200, { 'content-type': this.options.registry.contentType });

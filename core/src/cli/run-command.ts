@@ -48,6 +48,8 @@ export interface RunOptions {
   readonly clientCaFile?: string;
   readonly authorizationMode?: string;
   readonly insecurePort?: string;
+  readonly maxRequestsInflight?: string;
+  readonly maxMutatingRequestsInflight?: string;
 }
 
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
@@ -69,6 +71,12 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
   if (!bind) {
     err(`error: --healthz-bind-address: expected host:port, got "${opts.healthzBindAddress}"\n`);
     return 2;
+  }
+  for (const [flag, value] of [['--max-requests-inflight', opts.maxRequestsInflight], ['--max-mutating-requests-inflight', opts.maxMutatingRequestsInflight]] as const) {
+    if (value !== undefined && !/^[1-9]\d{0,5}$/.test(value)) {
+      err(`error: ${flag}: expected a positive number, got "${value}"\n`);
+      return 2;
+    }
   }
   if (opts.insecurePort !== undefined && !/^\d{1,5}$/.test(opts.insecurePort)) {
     err(`error: --insecure-port: expected a port number, got "${opts.insecurePort}"\n`);
@@ -170,6 +178,7 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
         serviceClusterIPRange: serviceRange,
         tls,
         ...(opts.insecurePort !== undefined ? { insecurePort: Number(opts.insecurePort) } : {}),
+        maxInflight: Number(opts.maxRequestsInflight ?? 400) + Number(opts.maxMutatingRequestsInflight ?? 200),
         serviceNodePortRange: [ports[0]!, ports[1]!],
         chain,
         checks: () => checks(),
