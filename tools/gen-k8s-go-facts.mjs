@@ -54,6 +54,7 @@ for (const file of files(src)) {
     if (m[2] === '*') f.pointer = true;
     if (opts.includes('omitempty')) f.omitempty = true;
     if (m[3]) f.collection = m[3].startsWith('map') ? 'map' : 'list';
+    else if (/^u?int(32|64)?$/.test(m[4])) f.int = m[4].endsWith('32') ? 32 : 64;
     const strategy = tag(tags, 'patchStrategy');
     if (strategy) f.patchStrategy = strategy;
     const key = tag(tags, 'patchMergeKey');

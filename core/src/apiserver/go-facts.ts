@@ -10,6 +10,8 @@ export interface FieldFacts {
   /** `merge`, `retainKeys` or both, comma-separated. */
   readonly patchStrategy?: string;
   readonly patchMergeKey?: string;
+  /** An integer field (not a list or map of them): its width in bits. */
+  readonly int?: 32 | 64;
 }
 
 type Facts = Readonly<Record<string, Readonly<Record<string, FieldFacts>>>>;

@@ -112,6 +112,8 @@ function smp(target: unknown, patch: unknown, def: string | undefined, schemas: 
   if (directive !== undefined && directive !== 'merge') throw badRequest(`unknown patch type: ${JSON.stringify(directive)}`);
   const out: Obj = isObject(target) ? { ...target } : {};
   for (const [k, v] of Object.entries(patch)) {
+    if (k.startsWith('$setElementOrder/') && !Array.isArray(v)) throw badRequest(`${k} must be a list`);
+    if (k === '$retainKeys' && !Array.isArray(v)) throw badRequest('$retainKeys must be a list');
     if (k === '$patch' || k === '$retainKeys' || k.startsWith('$setElementOrder/')) continue;
     if (k.startsWith('$deleteFromPrimitiveList/')) {
       const field = k.slice('$deleteFromPrimitiveList/'.length);

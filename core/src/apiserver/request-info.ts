@@ -18,9 +18,12 @@ const NAMESPACE_SUBRESOURCES = new Set(['status', 'finalize']);
 /** Parses a request path and method the way the Kubernetes API server does. */
 export function requestInfo(method: string, path: string, query: URLSearchParams): RequestInfo {
   const base = { isResourceRequest: false, path, verb: method.toLowerCase(), apiPrefix: '' as const, apiGroup: '', apiVersion: '', namespace: undefined, resource: '', subresource: undefined, name: undefined };
-  const parts = path.split('/').filter((p) => p !== '');
+  // As Kubernetes does: outer slashes are trimmed, inner empty segments are kept (and then match
+  // nothing): `/api/v1/namespaces/default//configmaps` is not the collection.
+  const trimmed = path.replace(/^\/+|\/+$/g, '');
+  const parts = trimmed === '' ? [] : trimmed.split('/');
   if (path.includes('%')) for (let i = 0; i < parts.length; i++) parts[i] = decodeURIComponent(parts[i]!);
-  if (parts.length === 0 || (parts[0] !== 'api' && parts[0] !== 'apis')) return base;
+  if (parts.length === 0 || (parts[0] !== 'api' && parts[0] !== 'apis') || parts.includes('')) return base;
   const prefix = parts[0] as 'api' | 'apis';
   let rest = parts.slice(1);
   let group = '';

@@ -373,7 +373,8 @@ export class RestHandlers {
     const { types } = this.schemas.check(def.definition, o);
     if (types.length > 0) {
       const e = types[0]!;
-      throw badRequest(`${def.kind} in version "${def.version}" cannot be handled as a ${def.kind}: ${fieldPath(e.instancePath)}: expected ${(e.params as { type: string | string[] }).type}, got ${describe(valueAt(o, e.instancePath))}`);
+      const what = e.keyword === 'type' ? `expected ${(e.params as { type: string | string[] }).type}, got ${describe(valueAt(o, e.instancePath))}` : `${String(valueAt(o, e.instancePath))} overflows a 32-bit integer`;
+      throw badRequest(`${def.kind} in version "${def.version}" cannot be handled as a ${def.kind}: ${fieldPath(e.instancePath)}: ${what}`);
     }
     const validation = r.query.get('fieldValidation') ?? 'Warn';
     if (!['Strict', 'Warn', 'Ignore'].includes(validation)) throw badRequest(`fieldValidation: Unsupported value: "${validation}": supported values: "Ignore", "Strict", "Warn"`);

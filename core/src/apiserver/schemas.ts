@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { Obj } from './resource.js';
+import { goFacts, goTypeOf } from './go-facts.js';
 
 /** The generated OpenAPI definitions (tools/gen-k8s-schemas.mjs). */
 export interface Definitions {
@@ -24,7 +25,7 @@ export class Schemas {
     this.source = loaded.source;
     this.definitions = loaded.definitions;
     this.ajv = new Ajv({ allErrors: true, strict: false, validateFormats: false });
-    this.ajv.addSchema({ $id: 'k8s', definitions: relaxed(this.definitions) });
+    this.ajv.addSchema({ $id: 'k8s', definitions: withIntegers(relaxed(this.definitions)) });
   }
 
   /** True when `name` is a known definition. */
@@ -42,7 +43,7 @@ export class Schemas {
     if (v(o)) return { types: [], required: [] };
     const errors = v.errors ?? [];
     return {
-      types: errors.filter((e) => e.keyword === 'type'),
+      types: errors.filter((e) => e.keyword === 'type' || e.keyword === 'minimum' || e.keyword === 'maximum'),
       required: errors.filter((e) => e.keyword === 'required'),
     };
   }
@@ -136,6 +137,29 @@ function relaxed(definitions: Readonly<Record<string, Obj>>): Record<string, Obj
     return out;
   };
   return fix(definitions) as Record<string, Obj>;
+}
+
+/**
+ * Integer fields of the Go types (the TypeScript declarations the schemas come from say only
+ * `number`) become `integer`, int32 ones with their range, so 1.5, 1e309 or 2^31 are refused at
+ * decoding as the Go API server refuses them.
+ */
+function withIntegers(definitions: Record<string, Obj>): Record<string, Obj> {
+  const facts = goFacts();
+  for (const [name, schema] of Object.entries(definitions)) {
+    const fields = facts[goTypeOf(name)];
+    if (!fields || !schema.properties) continue;
+    for (const [field, f] of Object.entries(fields)) {
+      const prop = (schema.properties as Obj)[field] as Obj | undefined;
+      if (!f.int || !prop || prop.type !== 'number') continue;
+      prop.type = 'integer';
+      if (f.int === 32) {
+        prop.minimum = -2147483648;
+        prop.maximum = 2147483647;
+      }
+    }
+  }
+  return definitions;
 }
 
 /** An ajv instance path (`/spec/containers/0/name`) as a Kubernetes field path (`spec.containers[0].name`). */

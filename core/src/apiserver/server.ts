@@ -313,6 +313,7 @@ export class ApiServer {
     try {
       info = requestInfo(req.method ?? 'GET', url.pathname, url.searchParams);
     } catch {
+      if (!req.complete) req.resume();
       this.send(res, 400, badRequest('the request path is not valid (bad percent-encoding)').toStatus());
       return;
     }
@@ -334,6 +335,9 @@ export class ApiServer {
       }
       else res.end();
     } finally {
+      // A body the request did not get to read (refused before it) is drained, so that the
+      // keep-alive connection stays usable instead of being closed under the client.
+      if (!req.complete && !req.readableFlowing) req.resume();
       this.inflight--;
       inflight.dec();
       if (this.inflight === 0) this.idle?.();
