@@ -64,6 +64,8 @@ describe('API security: TLS, authentication, RBAC (kubernel server)', function (
     expect(serving.checkIssued(new X509Certificate(c.tls.ca))).to.equal(true);
     expect(statSync(c.kubeconfig).mode & 0o777).to.equal(0o600);
     expect(statSync(join(c.dataDir, 'pki', 'ca.key')).mode & 0o777).to.equal(0o600);
+    expect(statSync(join(c.dataDir, 'pki', 'encryption-config.yaml')).mode & 0o777).to.equal(0o600);
+    expect(c.process.stdout()).to.contain('encryption at rest for /registry/core/secrets/');
     const { port } = new URL(c.url);
     const old = await new Promise<string>((resolve) => {
       const s = connect({ host: '127.0.0.1', port: Number(port), ca: c.tls.ca, servername: 'localhost', minVersion: 'TLSv1', maxVersion: 'TLSv1.1' }, () => resolve('connected'));

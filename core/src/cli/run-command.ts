@@ -1,4 +1,4 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ApiClient, describeError, type Role } from '@kubernel/sdk';
 import { Registry, collectDefaultMetrics } from 'prom-client';
@@ -10,6 +10,7 @@ import { createLogger } from '../logging.js';
 import { openStore, type OpenedStore } from '../store/embedded.js';
 import { ApiServer } from '../apiserver/server.js';
 import { apiCodec } from '../apiserver/codec.js';
+import { EncryptingCodec, parseEncryptionConfig, reencrypt } from '../apiserver/encryption.js';
 import { ALWAYS_ALLOW, loopbackAuthenticator, MASTERS_AUTHORIZER, type RequestChain } from '../apiserver/chain.js';
 import { ipToString, parseCidr } from '../apiserver/allocator.js';
 import { ensurePki, type ClusterPki } from '../pki/pki.js';
@@ -49,10 +50,40 @@ export interface RunOptions {
   readonly authorizationMode?: string;
   readonly insecurePort?: string;
   readonly maxRequestsInflight?: string;
+  /** An EncryptionConfiguration file: encryption at rest. */
+  readonly encryptionProviderConfig?: string;
   readonly maxMutatingRequestsInflight?: string;
 }
 
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
+
+/** `<certDir>/encryption-config.yaml`, created (mode 0600) with a random AES-256 key for secrets when missing. */
+async function defaultEncryptionConfig(certDir: string): Promise<string> {
+  const file = join(certDir, 'encryption-config.yaml');
+  await mkdir(certDir, { recursive: true, mode: 0o700 });
+  const text = [
+    '# Made by kubernel at first start: secrets are encrypted at rest with this key. Keep it safe.',
+    '# To rotate: add a new key first in the list, restart every API server (stored secrets are',
+    '# re-encrypted at start), then remove the old key.',
+    'apiVersion: apiserver.config.k8s.io/v1',
+    'kind: EncryptionConfiguration',
+    'resources:',
+    '  - resources: [secrets]',
+    '    providers:',
+    '      - aesgcm:',
+    '          keys:',
+    `            - name: key-${new Date().toISOString().slice(0, 10)}`,
+    `              secret: ${randomBytes(32).toString('base64')}`,
+    '      - identity: {}',
+    '',
+  ].join('\n');
+  try {
+    await writeFile(file, text, { mode: 0o600, flag: 'wx' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+  return file;
+}
 
 /** Parses `host:port` (IPv6 in brackets); undefined when malformed. */
 export function parseBindAddress(text: string): { host: string; port: number } | undefined {
@@ -108,6 +139,19 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
   out(`  distribution ${distribution.name} (${distribution.path}): ${count} plugin(s)\n`);
 
   let store: OpenedStore | undefined;
+  let encryption: EncryptingCodec | undefined;
+  const certDir = opts.certDir || join(dataDir, 'pki');
+  if (roles.includes('server')) {
+    // Secrets are encrypted at rest by default: without a configuration, one with a random
+    // AES-256 key is made once under the cert dir (shared by API servers that share it).
+    const file = opts.encryptionProviderConfig ?? (await defaultEncryptionConfig(certDir));
+    try {
+      encryption = new EncryptingCodec(apiCodec, parseEncryptionConfig(await readFile(file, 'utf8')));
+    } catch (e) {
+      err(`error: --encryption-provider-config ${file}: ${describeError(e)}\n`);
+      return 2;
+    }
+  }
   if (roles.includes('server')) {
     const servers = opts.nats?.split(',').map((u) => u.trim()).filter(Boolean);
     out(servers ? `  connecting to NATS at ${servers.join(', ')}\n` : '  starting the store on an embedded nats-server\n');
@@ -120,7 +164,7 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
           ...(opts.natsCreds ? { credsFile: opts.natsCreds } : {}),
         },
         ...(opts.natsReplicas ? { replicas: Number(opts.natsReplicas) } : {}),
-        store: { codec: apiCodec, cache: { windowSize: Number(opts.defaultWatchCacheSize ?? 20000) } },
+        store: { codec: encryption ?? apiCodec, cache: { windowSize: Number(opts.defaultWatchCacheSize ?? 20000) } },
         logger,
         registry,
       });
@@ -131,6 +175,16 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
     const h = store.store.health();
     const where = store.server ? `embedded nats-server ${store.server.version?.text} on ${store.server.url}, ${store.server.sync === 'always' ? 'fsync per write' : 'no fsync per write'}` : 'external NATS';
     out(`  ✓ store ready (${where}; revision ${h.revision}, ${h.objects} object(s))\n`);
+    if (encryption) {
+      try {
+        const n = await reencrypt(store.store, encryption);
+        out(`  ✓ encryption at rest for ${encryption.prefixes.join(', ')}${n ? `; ${n} object(s) re-encrypted with the current key` : ''}\n`);
+      } catch (e) {
+        await store.close();
+        err(`error: re-encrypting stored objects failed: ${describeError(e)}\n`);
+        return 1;
+      }
+    }
   }
   let api: ApiServer | undefined;
   let apiClient: ApiClient | undefined;
@@ -141,7 +195,7 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
     let pki: ClusterPki;
     let tls: { cert: string; key: string; clientCa: string };
     try {
-      pki = await ensurePki(opts.certDir || join(dataDir, 'pki'), {
+      pki = await ensurePki(certDir, {
         serviceIp: ipToString(parseCidr(serviceRange).base + 1),
         ...(opts.advertiseAddress ? { advertiseAddress: opts.advertiseAddress } : {}),
         ...(bindAddress !== '0.0.0.0' && bindAddress !== '::' ? { extraSans: [bindAddress, ...(opts.tlsSan?.split(',') ?? [])] } : { extraSans: opts.tlsSan?.split(',') ?? [] }),

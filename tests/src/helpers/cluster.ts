@@ -25,7 +25,8 @@ export interface TestCluster {
   request(method: string, path: string, body?: string | Buffer, headers?: Record<string, string>, credentials?: Partial<Credentials>): Promise<HttpResult>;
   /** Opens a streaming GET (watches) as the admin; abort `signal` to close it. */
   open(path: string, signal: AbortSignal): Promise<IncomingMessage>;
-  stop(): Promise<void>;
+  /** Stops the server; removes the data dir unless `keepData`. */
+  stop(keepData?: boolean): Promise<void>;
 }
 
 /** TLS material for a client: the CA to trust and, optionally, a client certificate and key. */
@@ -100,12 +101,12 @@ export async function startCluster(extra: readonly string[] = [], dataDir = mkdt
         req.end();
       });
     },
-    async stop() {
+    async stop(keepData = false) {
       if (proc.child.exitCode === null) {
         proc.child.kill('SIGTERM');
         await proc.exited;
       }
-      rmSync(dataDir, { recursive: true, force: true });
+      if (!keepData) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }
