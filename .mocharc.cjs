@@ -9,6 +9,7 @@ module.exports = {
     'tests/dist/**/*.test.js',
   ],
   reporter: './tools/mocha-reporter.cjs',
+  require: ['./tools/mocha-exit-watchdog.cjs'],
   timeout: 20000,
   'enable-source-maps': true,
 };

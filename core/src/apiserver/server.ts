@@ -18,7 +18,7 @@ import type { NamedCheck } from '../kernel/health-server.js';
 import { ServiceAllocators } from './allocator.js';
 import { readBody, mediaType, parseBody } from './body.js';
 import { BUILTIN_RESOURCES } from './builtin/index.js';
-import { MASTERS_AUTHORIZER, MASTERS_GROUP, UNSECURED_USER, type RequestChain, type UserInfo } from './chain.js';
+import { ANONYMOUS, MASTERS_AUTHORIZER, MASTERS_GROUP, UNSECURED_USER, type RequestChain, type UserInfo } from './chain.js';
 import { aggregatedDiscovery, AGGREGATED_V2, AGGREGATED_V2BETA1, apiGroup, apiGroupList, apiResourceList, apiVersions, wantsAggregated } from './discovery.js';
 import { KUBERNETES_VERSION, OpenApi } from './openapi.js';
 import { PATCH_TYPES } from './patch.js';
@@ -29,6 +29,7 @@ import { apiVersionOf, type HookContext, type Obj, type ResourceDef } from './re
 import { RestHandlers, type Reply, type RestRequest } from './rest.js';
 import { Schemas } from './schemas.js';
 import { DEFAULT_LEVELS, FlowControl } from './flowcontrol.js';
+import type { AuditLog, AuditRecord } from './audit.js';
 import { ApiError, badRequest, internal, methodNotAllowed, timeout, unavailable } from './status.js';
 import { tableRow, toTable, wantsTable } from './table.js';
 
@@ -57,6 +58,8 @@ export interface ApiServerOptions {
    * behind an explicit flag; never on a non-loopback address.
    */
   readonly insecurePort?: number;
+  /** Where audit events go, with their policy; no auditing when absent. */
+  readonly audit?: AuditLog;
   /** Largest accepted request body; 3 MiB by default (Kubernetes' limit). */
   readonly maxBodyBytes?: number;
   /** Timeout of non-watch requests; 60 s by default. */
@@ -210,6 +213,8 @@ export class ApiServer {
   insecureAddress = '';
   private insecureServer?: Server;
   private readonly unsecured = new WeakSet<IncomingMessage>();
+  /** Audit records of requests in flight, by request and by response. */
+  private readonly auditRecords = new WeakMap<object, AuditRecord>();
 
   constructor(private readonly options: ApiServerOptions) {
     this.log = options.logger.child({ component: 'apiserver' });
@@ -306,6 +311,10 @@ export class ApiServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = process.hrtime.bigint();
+    const audit = this.options.audit;
+    const record: AuditRecord | undefined = audit ? {} : undefined;
+    const received = audit ? new Date() : undefined;
+    if (record) this.auditRecords.set(req, record).set(res, record);
     const raw = req.url ?? '/';
     const q = raw.indexOf('?');
     const url = { pathname: q < 0 ? raw : raw.slice(0, q), searchParams: new URLSearchParams(q < 0 ? '' : raw.slice(q + 1)) };
@@ -338,6 +347,13 @@ export class ApiServer {
       // A body the request did not get to read (refused before it) is drained, so that the
       // keep-alive connection stays usable instead of being closed under the client.
       if (!req.complete && !req.readableFlowing) req.resume();
+      if (audit && record) {
+        const level = audit.level(record.user ?? ANONYMOUS, info);
+        if (level !== 'None') {
+          if (typeof record.responseObject === 'string') record.responseObject = level === 'RequestResponse' ? JSON.parse(record.responseObject) : undefined;
+          audit.write({ level, info, uri: raw, record, code, sourceIP: req.socket.remoteAddress ?? '', userAgent: req.headers['user-agent'], received: received! });
+        }
+      }
       this.inflight--;
       inflight.dec();
       if (this.inflight === 0) this.idle?.();
@@ -380,7 +396,15 @@ export class ApiServer {
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse, url: { pathname: string; searchParams: URLSearchParams }, info: RequestInfo, path: string, user: UserInfo): Promise<number> {
-    await this.authorize(user, info);
+    const record = this.auditRecords.get(req);
+    if (record) record.user = user;
+    try {
+      await this.authorize(user, info);
+    } catch (err) {
+      if (record) record.decision = 'forbid';
+      throw err;
+    }
+    if (record) record.decision = 'allow';
     if (path === '/metrics') {
       res.writeHead(200, { 'content-type': this.options.registry.contentType });
       res.end(await this.options.registry.metrics());
@@ -398,6 +422,7 @@ export class ApiServer {
     if (info.subresource && !this.subresourceAllowed(def, info.subresource)) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
     if (info.verb === 'watch') return this.watch(req, res, { info, def, query: url.searchParams, user, body: undefined });
     const body = await this.body(req, info);
+    if (record) record.requestObject = body;
     if (def.review) {
       const o = body as Obj | undefined;
       if (typeof o !== 'object' || o === null || Array.isArray(o) || o.kind !== def.kind) throw badRequest(`the body must be a ${def.kind}`);
@@ -679,6 +704,8 @@ export class ApiServer {
   // ---- responses -----------------------------------------------------------------------------
 
   private send(res: ServerResponse, status: number, body: unknown, warnings?: readonly string[], type = JSON_TYPE): number {
+    const record = this.auditRecords.get(res);
+    if (record) record.responseObject = body instanceof RawJson ? body.text : body;
     return this.sendText(res, status, body instanceof RawJson ? body.text : toJson(body), type, warnings);
   }
 

@@ -11,6 +11,7 @@ import { openStore, type OpenedStore } from '../store/embedded.js';
 import { ApiServer } from '../apiserver/server.js';
 import { apiCodec } from '../apiserver/codec.js';
 import { EncryptingCodec, parseEncryptionConfig, reencrypt } from '../apiserver/encryption.js';
+import { AuditLog, parseAuditPolicy } from '../apiserver/audit.js';
 import { ALWAYS_ALLOW, loopbackAuthenticator, MASTERS_AUTHORIZER, type RequestChain } from '../apiserver/chain.js';
 import { ipToString, parseCidr } from '../apiserver/allocator.js';
 import { ensurePki, type ClusterPki } from '../pki/pki.js';
@@ -52,6 +53,8 @@ export interface RunOptions {
   readonly maxRequestsInflight?: string;
   /** An EncryptionConfiguration file: encryption at rest. */
   readonly encryptionProviderConfig?: string;
+  readonly auditPolicyFile?: string;
+  readonly auditLogPath?: string;
   readonly maxMutatingRequestsInflight?: string;
 }
 
@@ -141,6 +144,15 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
   let store: OpenedStore | undefined;
   let encryption: EncryptingCodec | undefined;
   const certDir = opts.certDir || join(dataDir, 'pki');
+  let audit: AuditLog | undefined;
+  if (roles.includes('server') && opts.auditPolicyFile) {
+    try {
+      audit = new AuditLog(parseAuditPolicy(await readFile(opts.auditPolicyFile, 'utf8')), opts.auditLogPath ?? join(dataDir, 'audit.log'));
+    } catch (e) {
+      err(`error: --audit-policy-file ${opts.auditPolicyFile}: ${describeError(e)}\n`);
+      return 2;
+    }
+  }
   if (roles.includes('server')) {
     // Secrets are encrypted at rest by default: without a configuration, one with a random
     // AES-256 key is made once under the cert dir (shared by API servers that share it).
@@ -231,6 +243,7 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
         ...(opts.advertiseAddress ? { advertiseAddress: opts.advertiseAddress } : {}),
         serviceClusterIPRange: serviceRange,
         tls,
+        ...(audit ? { audit } : {}),
         ...(opts.insecurePort !== undefined ? { insecurePort: Number(opts.insecurePort) } : {}),
         maxInflight: Number(opts.maxRequestsInflight ?? 400) + Number(opts.maxMutatingRequestsInflight ?? 200),
         serviceNodePortRange: [ports[0]!, ports[1]!],
@@ -278,6 +291,7 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
     const report = await kernel.stop();
     apiClient?.close();
     await api?.stop();
+    await audit?.close();
     await store?.close();
     await health?.close();
     if (report.abandoned.length > 0) {

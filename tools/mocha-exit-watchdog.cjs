@@ -1,0 +1,18 @@
+'use strict';
+// If the test process is still alive 15 s after the last test (something a test started was not
+// closed), name what keeps it alive on stderr and exit with mocha's exit code, so a leaked handle
+// is reported instead of hanging CI.
+exports.mochaHooks = {
+  afterAll() {
+    setTimeout(() => {
+      const handles = process._getActiveHandles().map((h) => {
+        const name = h.constructor?.name ?? typeof h;
+        if (typeof h.remotePort === 'number') return `${name} ${h.localPort ?? ''}->${h.remoteAddress ?? ''}:${h.remotePort}`;
+        if (typeof h.pid === 'number') return `${name} pid ${h.pid} ${h.spawnfile ?? ''}`;
+        return name;
+      });
+      process.stderr.write(`mocha-exit-watchdog: the process did not exit 15 s after the tests; still open: ${handles.join(', ') || '(nothing visible)'}\n`);
+      process.exit(process.exitCode ?? 0);
+    }, 15_000).unref();
+  },
+};
