@@ -1,4 +1,5 @@
-import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { generateKeyPair, importPKCS8, SignJWT } from 'jose';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
@@ -46,6 +47,7 @@ describe('API security: TLS, authentication, RBAC (kubernel server)', function (
         '      plugins:',
         `        - { id: authn-x509, package: "${join(ROOT, 'plugins/authn')}" }`,
         `        - { id: authn-token-file, package: "${join(ROOT, 'plugins/authn')}", config: { path: "${join(dir, 'tokens.csv')}" } }`,
+        `        - { id: authn-serviceaccount, package: "${join(ROOT, 'plugins/authn')}" }`,
         `        - { id: authz-rbac, package: "${join(ROOT, 'plugins/rbac')}" }`,
         `        - { id: rbac-escalation, package: "${join(ROOT, 'plugins/rbac')}" }`,
         '    agent: { plugins: [] }',
@@ -208,6 +210,39 @@ describe('API security: TLS, authentication, RBAC (kubernel server)', function (
     await c.ok(['-n', 'team-c', 'create', 'role', 'may-bind-admin', '--verb=bind', '--resource=clusterroles.rbac.authorization.k8s.io', '--resource-name=cluster-admin']);
     await c.ok(['-n', 'team-c', 'create', 'rolebinding', 'bob-may-bind', '--role=may-bind-admin', '--user=bob']);
     await until(async () => (await kubectl(['-n', 'team-c', 'create', 'rolebinding', 'grab', '--clusterrole=cluster-admin', '--user=bob', '--dry-run=server'])).code === 0);
+  });
+
+  it('service-account tokens: kubectl create token works; wrong audience, expired, deleted account and foreign signatures are refused', async () => {
+    await c.ok(['-n', 'team-a', 'create', 'serviceaccount', 'robot']);
+    await c.ok(['-n', 'team-a', 'create', 'rolebinding', 'robot-view', '--clusterrole=view', '--serviceaccount=team-a:robot']);
+    const token = (await c.ok(['-n', 'team-a', 'create', 'token', 'robot', '--duration=15m'])).trim();
+    const none = { cert: undefined, key: undefined };
+    const as = (t: string, path: string) => c.request('GET', path, undefined, { authorization: `Bearer ${t}` }, none);
+    const who = await c.request('POST', '/apis/authentication.k8s.io/v1/selfsubjectreviews', JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' }), { authorization: `Bearer ${token}` }, none);
+    expect(who.status).to.equal(201);
+    const info = (who.json().status as { userInfo: { username: string; groups: string[]; uid: string } }).userInfo;
+    expect(info.username).to.equal('system:serviceaccount:team-a:robot');
+    expect(info.groups).to.deep.equal(['system:serviceaccounts', 'system:serviceaccounts:team-a', 'system:authenticated']);
+    expect((await as(token, '/api/v1/namespaces/team-a/configmaps')).status).to.equal(200);
+    expect((await as(token, '/api/v1/namespaces/team-b/configmaps')).status).to.equal(403);
+
+    const other = (await c.ok(['-n', 'team-a', 'create', 'token', 'robot', '--audience=https://vault.example'])).trim();
+    expect((await as(other, '/api/v1/namespaces/team-a/configmaps')).status).to.equal(401);
+    // Signed with the cluster's key but expired (TokenRequest never issues these: minimum 10 minutes).
+    const sa = JSON.parse(await c.ok(['-n', 'team-a', 'get', 'sa', 'robot', '-o', 'json'])) as { metadata: { uid: string } };
+    const key = await importPKCS8(readFileSync(join(c.dataDir, 'pki', 'sa.key'), 'utf8'), 'ES256');
+    const claims = { 'kubernetes.io': { namespace: 'team-a', serviceaccount: { name: 'robot', uid: sa.metadata.uid } } };
+    const issuer = 'https://kubernetes.default.svc.cluster.local';
+    const sign = (k: Parameters<SignJWT['sign']>[0], exp: number): Promise<string> =>
+      new SignJWT(claims).setProtectedHeader({ alg: 'ES256' }).setIssuer(issuer).setSubject('system:serviceaccount:team-a:robot').setAudience(issuer).setIssuedAt(exp - 3600).setExpirationTime(exp).sign(k);
+    expect((await as(await sign(key, Math.floor(Date.now() / 1000) - 60), '/api/v1/namespaces/team-a/configmaps')).status).to.equal(401);
+    const forged = await sign((await generateKeyPair('ES256')).privateKey, Math.floor(Date.now() / 1000) + 600);
+    expect((await as(forged, '/api/v1/namespaces/team-a/configmaps')).status).to.equal(401);
+
+    await c.ok(['-n', 'team-a', 'delete', 'serviceaccount', 'robot']);
+    await until(async () => (await as(token, '/api/v1/namespaces/team-a/configmaps')).status === 401);
+    const jwks = (await c.request('GET', '/openid/v1/jwks')).json() as { keys: Array<{ kty: string; alg: string }> };
+    expect(jwks.keys[0]).to.include({ kty: 'EC', alg: 'ES256' });
   });
 });
 

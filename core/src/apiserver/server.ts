@@ -30,6 +30,7 @@ import { RestHandlers, type Reply, type RestRequest } from './rest.js';
 import { Schemas } from './schemas.js';
 import { DEFAULT_LEVELS, FlowControl } from './flowcontrol.js';
 import type { AuditLog, AuditRecord } from './audit.js';
+import type { ServiceAccountTokens } from './tokens.js';
 import { ApiError, badRequest, internal, methodNotAllowed, timeout, unavailable } from './status.js';
 import { tableRow, toTable, wantsTable } from './table.js';
 
@@ -58,6 +59,8 @@ export interface ApiServerOptions {
    * behind an explicit flag; never on a non-loopback address.
    */
   readonly insecurePort?: number;
+  /** The service-account token issuer (TokenRequest and issuer discovery); absent: neither is served. */
+  readonly serviceAccountTokens?: ServiceAccountTokens;
   /** Where audit events go, with their policy; no auditing when absent. */
   readonly audit?: AuditLog;
   /** Largest accepted request body; 3 MiB by default (Kubernetes' limit). */
@@ -91,6 +94,8 @@ interface Metrics {
 }
 
 const JSON_TYPE = 'application/json';
+
+const conflictStatus = (message: string): ApiError => new ApiError(409, 'Conflict', message);
 
 /**
  * JSON text of objects shared from the watch cache (deep-frozen, so their text never changes):
@@ -439,7 +444,7 @@ export class ApiServer {
           return { status: 200, body: new RawJson(listJson(`${def.kind}List`, apiVersionOf(def), meta, items)) };
         }
         case 'create':
-          return this.rest.create(r);
+          return info.subresource === 'token' ? this.tokenRequest(r) : this.rest.create(r);
         case 'update':
           return this.rest.update(r);
         case 'patch':
@@ -457,10 +462,31 @@ export class ApiServer {
     return this.send(res, reply.status, out, reply.warnings);
   }
 
+  /** TokenRequest: a token for an existing service account, optionally bound to an existing pod, secret or node. */
+  private async tokenRequest(r: RestRequest): Promise<Reply> {
+    const { info } = r;
+    const body = r.body as Obj | undefined;
+    if (typeof body !== 'object' || body === null || body.kind !== 'TokenRequest') throw badRequest('the body must be a TokenRequest (authentication.k8s.io/v1)');
+    const sa = (await this.options.store.get(`/registry/core/serviceaccounts/${info.namespace}/${info.name}`))?.value as Obj | undefined;
+    if (!sa) throw new ApiError(404, 'NotFound', `serviceaccounts "${info.name}" not found`, { name: info.name!, kind: 'serviceaccounts' });
+    const ref = body.spec?.boundObjectRef as Obj | undefined;
+    let bound: Obj | undefined;
+    if (ref) {
+      const plural = ({ Pod: 'pods', Secret: 'secrets', Node: 'nodes' } as Record<string, string>)[String(ref.kind)];
+      if (!plural) throw badRequest(`cannot bind a token to a ${String(ref.kind)}; supported: Pod, Secret, Node`);
+      const key = plural === 'nodes' ? `/registry/core/nodes/${ref.name}` : `/registry/core/${plural}/${info.namespace}/${ref.name}`;
+      bound = (await this.options.store.get(key))?.value as Obj | undefined;
+      if (!bound) throw new ApiError(404, 'NotFound', `${plural} "${String(ref.name)}" not found`, { name: String(ref.name), kind: plural });
+      if (ref.uid && ref.uid !== bound.metadata.uid) throw conflictStatus(`the UID in the bound object reference (${String(ref.uid)}) does not match the UID in record`);
+    }
+    return { status: 201, body: await this.options.serviceAccountTokens!.request(sa, body, bound) };
+  }
+
   private subresourceAllowed(def: ResourceDef, sub: string): boolean {
     if (sub === 'status') return Boolean(def.statusSubresource);
     if (sub === 'scale') return Boolean(def.scale);
     if (sub === 'binding') return def.kind === 'Pod' && def.group === '';
+    if (sub === 'token') return def.kind === 'ServiceAccount' && def.group === '' && this.options.serviceAccountTokens !== undefined;
     return false;
   }
 
@@ -582,6 +608,9 @@ export class ApiServer {
   private nonResource(req: IncomingMessage, res: ServerResponse, path: string): number {
     if (req.method !== 'GET' && req.method !== 'HEAD') throw methodNotAllowed(req.method ?? '', path);
     const accept = req.headers.accept;
+    const tokens = this.options.serviceAccountTokens;
+    if (tokens && path === '/.well-known/openid-configuration') return this.send(res, 200, tokens.discovery());
+    if (tokens && path === '/openid/v1/jwks') return this.send(res, 200, tokens.jwks, undefined, 'application/jwk-set+json');
     if (path === '/api' || path === '/apis') {
       const aggregated = wantsAggregated(accept);
       if (aggregated) {

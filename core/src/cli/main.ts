@@ -36,6 +36,7 @@ function natsOptions(cmd: Command): Command {
     .option('--encryption-provider-config <file>', 'EncryptionConfiguration (apiserver.config.k8s.io/v1): encrypt resources such as secrets at rest (aesgcm, identity); objects not under the first key are re-encrypted at start (default: <cert-dir>/encryption-config.yaml, made with a random key)')
     .option('--audit-policy-file <file>', 'audit Policy (audit.k8s.io/v1): rules giving each request a level (None, Metadata, Request, RequestResponse)')
     .option('--audit-log-path <file>', 'where audit events go as JSON lines, "-" for stdout (default: <data-dir>/audit.log when a policy is given)')
+    .option('--service-account-issuer <url>', 'the iss of service-account tokens (served at /.well-known/openid-configuration)', 'https://kubernetes.default.svc.cluster.local')
     .option('--insecure-port <port>', 'also serve plain HTTP on 127.0.0.1:<port> where every request is system:unsecured (system:masters); for local benchmarks and debugging only')
     .option('--cert-dir <dir>', 'where the cluster CA, serving, admin and service-account keys live (created if missing; several API servers share one)', '')
     .option('--tls-san <names>', 'extra DNS names or IPs for the serving certificate, comma-separated')

@@ -12,6 +12,7 @@ import { ApiServer } from '../apiserver/server.js';
 import { apiCodec } from '../apiserver/codec.js';
 import { EncryptingCodec, parseEncryptionConfig, reencrypt } from '../apiserver/encryption.js';
 import { AuditLog, parseAuditPolicy } from '../apiserver/audit.js';
+import { DEFAULT_ISSUER, ServiceAccountTokens } from '../apiserver/tokens.js';
 import { ALWAYS_ALLOW, loopbackAuthenticator, MASTERS_AUTHORIZER, type RequestChain } from '../apiserver/chain.js';
 import { ipToString, parseCidr } from '../apiserver/allocator.js';
 import { ensurePki, type ClusterPki } from '../pki/pki.js';
@@ -54,6 +55,7 @@ export interface RunOptions {
   /** An EncryptionConfiguration file: encryption at rest. */
   readonly encryptionProviderConfig?: string;
   readonly auditPolicyFile?: string;
+  readonly serviceAccountIssuer?: string;
   readonly auditLogPath?: string;
   readonly maxMutatingRequestsInflight?: string;
 }
@@ -243,6 +245,7 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
         ...(opts.advertiseAddress ? { advertiseAddress: opts.advertiseAddress } : {}),
         serviceClusterIPRange: serviceRange,
         tls,
+        serviceAccountTokens: await ServiceAccountTokens.load(pki.serviceAccount.key, pki.serviceAccount.publicKey, opts.serviceAccountIssuer ?? DEFAULT_ISSUER),
         ...(audit ? { audit } : {}),
         ...(opts.insecurePort !== undefined ? { insecurePort: Number(opts.insecurePort) } : {}),
         maxInflight: Number(opts.maxRequestsInflight ?? 400) + Number(opts.maxMutatingRequestsInflight ?? 200),

@@ -7,9 +7,13 @@
  */
 import { x509Plugin } from './x509.js';
 import { tokenFilePlugin } from './token-file.js';
+import { serviceAccountPlugin } from './service-account.js';
 
 export { x509Plugin, x509Authenticator } from './x509.js';
 export { tokenFilePlugin, tokenAuthenticator, parseTokenFile, bearerToken } from './token-file.js';
 export type { TokenFileConfig } from './token-file.js';
 
-export default [x509Plugin, tokenFilePlugin];
+export { serviceAccountPlugin, serviceAccountAuthenticator } from './service-account.js';
+export type { ServiceAccountConfig, ServiceAccountSources } from './service-account.js';
+
+export default [x509Plugin, tokenFilePlugin, serviceAccountPlugin];
