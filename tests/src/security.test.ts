@@ -34,7 +34,7 @@ describe('API security: TLS, authentication, RBAC (kubernel server)', function (
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'kubernel-security-'));
-    writeFileSync(join(dir, 'tokens.csv'), 'root-token,root,u-root,system:masters\nbob-token,bob,u-bob,"dev,qa"\n');
+    writeFileSync(join(dir, 'tokens.csv'), 'root-token,root,u-root,system:masters\nbob-token,bob,u-bob,"dev,qa"\nn1-token,system:node:n1,u-n1,system:nodes\n');
     writeFileSync(
       join(dir, 'distribution.yaml'),
       [
@@ -48,8 +48,10 @@ describe('API security: TLS, authentication, RBAC (kubernel server)', function (
         `        - { id: authn-x509, package: "${join(ROOT, 'plugins/authn')}" }`,
         `        - { id: authn-token-file, package: "${join(ROOT, 'plugins/authn')}", config: { path: "${join(dir, 'tokens.csv')}" } }`,
         `        - { id: authn-serviceaccount, package: "${join(ROOT, 'plugins/authn')}" }`,
+        `        - { id: authz-node, package: "${join(ROOT, 'plugins/node')}" }`,
         `        - { id: authz-rbac, package: "${join(ROOT, 'plugins/rbac')}" }`,
         `        - { id: rbac-escalation, package: "${join(ROOT, 'plugins/rbac')}" }`,
+        `        - { id: node-restriction, package: "${join(ROOT, 'plugins/node')}" }`,
         '    agent: { plugins: [] }',
         '',
       ].join('\n'),
@@ -243,6 +245,36 @@ describe('API security: TLS, authentication, RBAC (kubernel server)', function (
     await until(async () => (await as(token, '/api/v1/namespaces/team-a/configmaps')).status === 401);
     const jwks = (await c.request('GET', '/openid/v1/jwks')).json() as { keys: Array<{ kty: string; alg: string }> };
     expect(jwks.keys[0]).to.include({ kty: 'EC', alg: 'ES256' });
+  });
+
+  it('Node authorization: a node reads what its pods use and writes only what is its own', async () => {
+    await c.ok(['create', 'namespace', 'team-n']);
+    for (const s of ['mine', 'theirs']) await c.ok(['-n', 'team-n', 'create', 'secret', 'generic', s, '--from-literal=k=v']);
+    const podOn = (name: string, node: string, secret: string): string =>
+      JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name }, spec: { nodeName: node, containers: [{ name: 'c', image: 'busybox' }], volumes: [{ name: 's', secret: { secretName: secret } }] } });
+    await c.ok(['-n', 'team-n', 'create', '-f', '-'], podOn('p1', 'n1', 'mine'));
+    await c.ok(['-n', 'team-n', 'create', '-f', '-'], podOn('p2', 'n2', 'theirs'));
+    for (const n of ['n1', 'n2']) await c.ok(['create', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: n } }));
+    const none = { cert: undefined, key: undefined };
+    const node = (method: string, path: string, body?: string, type = 'application/json') => c.request(method, path, body, { authorization: 'Bearer n1-token', 'content-type': type }, none);
+    await until(async () => (await node('GET', '/api/v1/namespaces/team-n/secrets/mine')).status === 200);
+    const matrix: Array<[string, string, string | undefined, number]> = [
+      ['GET', '/api/v1/namespaces/team-n/secrets/theirs', undefined, 403],
+      ['GET', '/api/v1/namespaces/team-n/secrets', undefined, 403],
+      ['GET', '/api/v1/namespaces/team-n/pods', undefined, 200],
+      ['PATCH', '/api/v1/namespaces/team-n/pods/p1/status', JSON.stringify({ status: { phase: 'Running' } }), 200],
+      ['PATCH', '/api/v1/namespaces/team-n/pods/p2/status', JSON.stringify({ status: { phase: 'Running' } }), 403],
+      ['DELETE', '/api/v1/namespaces/team-n/pods/p2', undefined, 403],
+      ['PATCH', '/api/v1/nodes/n1/status', JSON.stringify({ status: { conditions: [{ type: 'Ready', status: 'True' }] } }), 200],
+      ['PATCH', '/api/v1/nodes/n2', JSON.stringify({ metadata: { labels: { hijacked: 'yes' } } }), 403],
+      ['POST', '/api/v1/namespaces/team-n/pods', podOn('sneaky', 'n1', 'theirs'), 403],
+    ];
+    for (const [method, path, body, code] of matrix) {
+      const r = await node(method, path, body, method === 'PATCH' ? 'application/merge-patch+json' : 'application/json');
+      expect(r.status, `${method} ${path}: ${r.body.slice(0, 200)}`).to.equal(code);
+    }
+    expect((await c.ok(['get', 'node', 'n2', '-o', 'jsonpath={.metadata.labels}']))).to.not.contain('hijacked');
+    expect((await c.kubectl(['-n', 'team-n', 'get', 'pod', 'sneaky'])).code).to.equal(1);
   });
 });
 
