@@ -8,6 +8,10 @@ exports.mochaHooks = {
       const handles = process._getActiveHandles().map((h) => {
         const name = h.constructor?.name ?? typeof h;
         if (typeof h.remotePort === 'number') return `${name} ${h.localPort ?? ''}->${h.remoteAddress ?? ''}:${h.remotePort}`;
+        if (h._handle && h._handle.constructor) {
+          const owner = h._kubernelOwner ? ` of ${h._kubernelOwner}` : '';
+          return `${name} (${h._handle.constructor.name}${typeof h._handle.fd === 'number' ? ` fd ${h._handle.fd}` : ''})${owner}`;
+        }
         if (typeof h.pid === 'number') return `${name} pid ${h.pid} ${h.spawnfile ?? ''}`;
         return name;
       });

@@ -48,6 +48,7 @@ describe('API security: TLS, authentication, RBAC (kubernel server)', function (
         `        - { id: authn-x509, package: "${join(ROOT, 'plugins/authn')}" }`,
         `        - { id: authn-token-file, package: "${join(ROOT, 'plugins/authn')}", config: { path: "${join(dir, 'tokens.csv')}" } }`,
         `        - { id: authn-serviceaccount, package: "${join(ROOT, 'plugins/authn')}" }`,
+        `        - { id: authn-bootstrap-token, package: "${join(ROOT, 'plugins/authn')}" }`,
         `        - { id: authz-node, package: "${join(ROOT, 'plugins/node')}" }`,
         `        - { id: authz-rbac, package: "${join(ROOT, 'plugins/rbac')}" }`,
         `        - { id: rbac-escalation, package: "${join(ROOT, 'plugins/rbac')}" }`,
@@ -275,6 +276,21 @@ describe('API security: TLS, authentication, RBAC (kubernel server)', function (
     }
     expect((await c.ok(['get', 'node', 'n2', '-o', 'jsonpath={.metadata.labels}']))).to.not.contain('hijacked');
     expect((await c.kubectl(['-n', 'team-n', 'get', 'pod', 'sneaky'])).code).to.equal(1);
+  });
+
+  it('bootstrap tokens: a kube-system bootstrap.kubernetes.io/token secret authenticates system:bootstrap:<id> until it expires', async () => {
+    const secret = (id: string, expiration: string) => JSON.stringify({
+      apiVersion: 'v1', kind: 'Secret', type: 'bootstrap.kubernetes.io/token',
+      metadata: { name: `bootstrap-token-${id}`, namespace: 'kube-system' },
+      stringData: { 'token-id': id, 'token-secret': '0123456789abcdef', 'usage-bootstrap-authentication': 'true', expiration, 'auth-extra-groups': 'system:bootstrappers:kubernel:nodes' },
+    });
+    await c.ok(['create', '-f', '-'], secret('abcdef', new Date(Date.now() + 3600_000).toISOString()));
+    await c.ok(['create', '-f', '-'], secret('old000', new Date(Date.now() - 1000).toISOString()));
+    const review = (token: string) => c.request('POST', '/apis/authentication.k8s.io/v1/selfsubjectreviews', JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' }), { authorization: `Bearer ${token}` }, { cert: undefined, key: undefined });
+    await until(async () => (await review('abcdef.0123456789abcdef')).status === 201);
+    expect(((await review('abcdef.0123456789abcdef')).json().status as { userInfo: unknown }).userInfo).to.deep.equal({ username: 'system:bootstrap:abcdef', groups: ['system:bootstrappers', 'system:bootstrappers:kubernel:nodes', 'system:authenticated'] });
+    expect((await review('old000.0123456789abcdef')).status).to.equal(401);
+    expect((await review('abcdef.0123456789abcdee')).status).to.equal(401);
   });
 });
 

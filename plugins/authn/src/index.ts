@@ -8,6 +8,7 @@
 import { x509Plugin } from './x509.js';
 import { tokenFilePlugin } from './token-file.js';
 import { serviceAccountPlugin } from './service-account.js';
+import { bootstrapTokenPlugin } from './bootstrap-token.js';
 
 export { x509Plugin, x509Authenticator } from './x509.js';
 export { tokenFilePlugin, tokenAuthenticator, parseTokenFile, bearerToken } from './token-file.js';
@@ -16,4 +17,6 @@ export type { TokenFileConfig } from './token-file.js';
 export { serviceAccountPlugin, serviceAccountAuthenticator } from './service-account.js';
 export type { ServiceAccountConfig, ServiceAccountSources } from './service-account.js';
 
-export default [x509Plugin, tokenFilePlugin, serviceAccountPlugin];
+export { bootstrapTokenPlugin, bootstrapTokenAuthenticator } from './bootstrap-token.js';
+
+export default [x509Plugin, tokenFilePlugin, serviceAccountPlugin, bootstrapTokenPlugin];

@@ -23,6 +23,9 @@ export interface Started {
 /** Starts `node <args>` from the repository root, collecting its output. */
 export function start(command: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Started {
   const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Named for tools/mocha-exit-watchdog.cjs, which reports pipes still open after the tests.
+  const owner = `${command.split('/').pop()} ${args.join(' ').slice(0, 100)} (pid ${child.pid})`;
+  for (const stream of [child.stdout, child.stderr]) Object.assign(stream!, { _kubernelOwner: owner });
   let out = '';
   let err = '';
   const listeners = new Set<() => void>();
