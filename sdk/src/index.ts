@@ -27,7 +27,7 @@ export { PluginError, PluginContractError, describeError } from './plugin/errors
 export { untilAborted, delay } from './plugin/lifecycle.js';
 export { createPluginHandle } from './plugin/host.js';
 export type { HandleHost } from './plugin/host.js';
-export { AdmissionDenied } from './security/contracts.js';
+export { AdmissionDenied, bearerToken } from './security/contracts.js';
 export type {
   UserInfo,
   CertificateSubject,

@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import type { Admission, AuthenticationRequest, AuthenticationResult, Authenticator, Authorizer, UserInfo } from '@kubernel/sdk';
+import { bearerToken, type Admission, type AuthenticationResult, type Authenticator, type Authorizer, type UserInfo } from '@kubernel/sdk';
 
 export type { UserInfo } from '@kubernel/sdk';
 
@@ -28,15 +28,6 @@ export const LOOPBACK_USER: UserInfo = { username: 'system:apiserver', uid: 'sys
 
 /** Who requests on the explicitly enabled insecure (loopback, plain HTTP) port are. */
 export const UNSECURED_USER: UserInfo = { username: 'system:unsecured', groups: [MASTERS_GROUP, 'system:authenticated'] };
-
-/** The bearer token of a request, if it carries one. */
-export function bearerToken(request: AuthenticationRequest): string | undefined {
-  const h = request.headers.authorization;
-  const value = Array.isArray(h) ? h[0] : h;
-  if (typeof value !== 'string') return undefined;
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(value);
-  return m ? m[1] : undefined;
-}
 
 /**
  * Authenticates the API server's loopback token (a random secret made at start and handed to

@@ -1,6 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import { definePlugin, untilAborted, type Authenticator, type KubeObject } from '@kubernel/sdk';
-import { bearerToken } from './token-file.js';
+import { bearerToken, definePlugin, untilAborted, type Authenticator, type KubeObject } from '@kubernel/sdk';
 
 const TOKEN = /^([a-z0-9]{6})\.([a-z0-9]{16})$/;
 const SECRET_TYPE = 'bootstrap.kubernetes.io/token';

@@ -11,7 +11,7 @@ import { serviceAccountPlugin } from './service-account.js';
 import { bootstrapTokenPlugin } from './bootstrap-token.js';
 
 export { x509Plugin, x509Authenticator } from './x509.js';
-export { tokenFilePlugin, tokenAuthenticator, parseTokenFile, bearerToken } from './token-file.js';
+export { tokenFilePlugin, tokenAuthenticator, parseTokenFile } from './token-file.js';
 export type { TokenFileConfig } from './token-file.js';
 
 export { serviceAccountPlugin, serviceAccountAuthenticator } from './service-account.js';

@@ -1,6 +1,5 @@
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JWTPayload } from 'jose';
-import { definePlugin, untilAborted, type ApiClient, type Authenticator, type Informer, type KubeObject, type UserInfo } from '@kubernel/sdk';
-import { bearerToken } from './token-file.js';
+import { bearerToken, definePlugin, untilAborted, type ApiClient, type Authenticator, type Informer, type KubeObject, type UserInfo } from '@kubernel/sdk';
 
 /** Configuration of {@link serviceAccountPlugin}. */
 export interface ServiceAccountConfig {

@@ -1,20 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { timingSafeEqual, createHash } from 'node:crypto';
-import { definePlugin, PluginError, untilAborted, type Authenticator, type AuthenticationRequest, type UserInfo } from '@kubernel/sdk';
+import { bearerToken, definePlugin, PluginError, untilAborted, type Authenticator, type UserInfo } from '@kubernel/sdk';
 
 /** Configuration of {@link tokenFilePlugin}. */
 export interface TokenFileConfig {
   /** A CSV file of `token,user,uid[,"group1,group2"]` lines (Kubernetes' `--token-auth-file`). */
   readonly path: string;
-}
-
-/** The bearer token of a request, if it carries one (`Authorization: Bearer <token>`). */
-export function bearerToken(request: AuthenticationRequest): string | undefined {
-  const h = request.headers.authorization;
-  const value = Array.isArray(h) ? h[0] : h;
-  if (typeof value !== 'string') return undefined;
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(value);
-  return m ? m[1] : undefined;
 }
 
 /** Splits one CSV line, honouring double quotes (`""` inside quotes is a quote). */

@@ -47,6 +47,18 @@ export interface AuthenticationRequest {
  */
 export type AuthenticationResult = { readonly user: UserInfo } | { readonly error: string } | undefined;
 
+/**
+ * The bearer token of a request (`Authorization: Bearer <token>`, scheme case-insensitive), or
+ * undefined when it carries none or a malformed header. Token authenticators share this parsing.
+ */
+export function bearerToken(request: AuthenticationRequest): string | undefined {
+  const h = request.headers.authorization;
+  const value = Array.isArray(h) ? h[0] : h;
+  if (typeof value !== 'string') return undefined;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(value);
+  return m ? m[1] : undefined;
+}
+
 /** The `authenticator` kind's contract. Must not throw for malformed input: answer `{error}`. */
 export interface Authenticator extends Extension {
   authenticate(request: AuthenticationRequest): Promise<AuthenticationResult>;
