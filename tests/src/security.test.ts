@@ -229,6 +229,11 @@ describe('API security: TLS, authentication, RBAC (kubernel server)', function (
     expect((await as(token, '/api/v1/namespaces/team-a/configmaps')).status).to.equal(200);
     expect((await as(token, '/api/v1/namespaces/team-b/configmaps')).status).to.equal(403);
 
+    // TokenReview: what a webhook or an aggregated server asks the API server about a token.
+    const tokenReview = async (t: string) => (await c.request('POST', '/apis/authentication.k8s.io/v1/tokenreviews', JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token: t } }))).json().status as { authenticated: boolean; user: { username?: string } };
+    expect(await tokenReview(token)).to.deep.include({ authenticated: true });
+    expect((await tokenReview(token)).user.username).to.equal('system:serviceaccount:team-a:robot');
+    expect((await tokenReview('garbage')).authenticated).to.equal(false);
     const other = (await c.ok(['-n', 'team-a', 'create', 'token', 'robot', '--audience=https://vault.example'])).trim();
     expect((await as(other, '/api/v1/namespaces/team-a/configmaps')).status).to.equal(401);
     // Signed with the cluster's key but expired (TokenRequest never issues these: minimum 10 minutes).

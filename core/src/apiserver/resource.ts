@@ -41,6 +41,8 @@ export interface ReviewContext {
   readonly user: UserInfo;
   decide(attributes: AuthorizationAttributes): Promise<AuthorizationDecision>;
   rulesFor(user: UserInfo, namespace: string): Promise<SubjectRules>;
+  /** Runs the authenticator chain on a bearer token (TokenReview). */
+  authenticateToken(token: string): Promise<{ user: UserInfo } | { error: string }>;
 }
 
 /**

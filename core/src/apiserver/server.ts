@@ -431,7 +431,14 @@ export class ApiServer {
     if (def.review) {
       const o = body as Obj | undefined;
       if (typeof o !== 'object' || o === null || Array.isArray(o) || o.kind !== def.kind) throw badRequest(`the body must be a ${def.kind}`);
-      return this.send(res, 201, await def.review(o, { user, decide: (a) => this.decide(a), rulesFor: (u, ns) => this.rulesFor(u, ns) }, info.namespace));
+      const authenticateToken = async (token: string): Promise<{ user: UserInfo } | { error: string }> => {
+        try {
+          return { user: await this.authenticateRequest({ headers: { authorization: `Bearer ${token}` } }) };
+        } catch {
+          return { error: 'the token was not accepted by any authenticator' };
+        }
+      };
+      return this.send(res, 201, await def.review(o, { user, decide: (a) => this.decide(a), rulesFor: (u, ns) => this.rulesFor(u, ns), authenticateToken }, info.namespace));
     }
     const r: RestRequest = { info, def, query: url.searchParams, user, body, patchType: mediaType(req.headers['content-type']) };
     const run = async (): Promise<Reply> => {
@@ -520,7 +527,11 @@ export class ApiServer {
 
   private async authenticate(req: IncomingMessage): Promise<UserInfo> {
     if (this.unsecured.has(req)) return UNSECURED_USER;
-    const request: AuthenticationRequest = { headers: req.headers, clientCertificate: clientCertificateOf(req.socket as TLSSocket), remoteAddress: req.socket.remoteAddress ?? '' };
+    return this.authenticateRequest({ headers: req.headers, clientCertificate: clientCertificateOf(req.socket as TLSSocket), remoteAddress: req.socket.remoteAddress ?? '' });
+  }
+
+  /** Runs the authenticator chain: the first user wins; nobody authenticating is a 401. */
+  private async authenticateRequest(request: AuthenticationRequest): Promise<UserInfo> {
     for (const a of this.options.chain.authenticators()) {
       let result;
       try {

@@ -55,6 +55,14 @@ function reviewDef(group: string, kind: string, plural: string, namespaced: bool
  * authorizer chain (what `kubectl auth whoami` and `kubectl auth can-i [--list]` use).
  */
 export const REVIEWS: ResourceDef[] = [
+  reviewDef('authentication.k8s.io', 'TokenReview', 'tokenreviews', false, async (o, ctx) => {
+    const token = (o.spec as Obj | undefined)?.token;
+    if (typeof token !== 'string' || token === '') throw invalid('TokenReview', 'authentication.k8s.io', '', [required('spec.token')]);
+    const result = await ctx.authenticateToken(token);
+    if ('error' in result) return review(o, { authenticated: false, user: {}, error: result.error });
+    const u = result.user;
+    return review(o, { authenticated: true, user: { username: u.username, ...(u.uid ? { uid: u.uid } : {}), groups: u.groups, ...(u.extra ? { extra: u.extra } : {}) } });
+  }),
   reviewDef('authentication.k8s.io', 'SelfSubjectReview', 'selfsubjectreviews', false, async (o, ctx) =>
     review(o, { userInfo: { username: ctx.user.username, ...(ctx.user.uid ? { uid: ctx.user.uid } : {}), groups: ctx.user.groups, ...(ctx.user.extra ? { extra: ctx.user.extra } : {}) } }),
   ),
