@@ -15,7 +15,10 @@ exports.mochaHooks = {
         if (typeof h.pid === 'number') return `${name} pid ${h.pid} ${h.spawnfile ?? ''}`;
         return name;
       });
-      process.stderr.write(`mocha-exit-watchdog: the process did not exit 15 s after the tests; still open: ${handles.join(', ') || '(nothing visible)'}\n`);
+      const own = (h) => /fd [12]\)/.test(h);
+      const requests = process._getActiveRequests().map((r) => r.constructor?.name ?? typeof r);
+      const open = [...handles.filter((h) => !own(h)), ...requests.map((r) => `request ${r}`)];
+      process.stderr.write(`mocha-exit-watchdog: the process did not exit 15 s after the tests; still open: ${open.join(', ') || '(no handle or request visible besides stdout/stderr)'}\n`);
       process.exit(process.exitCode ?? 0);
     }, 15_000).unref();
   },

@@ -27,6 +27,13 @@ function kubeconfigFor(c: TestCluster, name: string, user: Record<string, string
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
+/** Writes `<dir>/distribution.yaml`: the server role runs `plugins` ([id, plugins/<dir>, config?]) in order. */
+function writeDistribution(dir: string, name: string, plugins: Array<[string, string, string?]>): void {
+  const entries = plugins.map(([id, pkg, config]) => `        - { id: ${id}, package: "${join(ROOT, 'plugins', pkg)}"${config ? `, config: ${config}` : ''} }`);
+  const lines = ['apiVersion: kubernel.io/v1alpha1', 'kind: Distribution', `metadata: { name: ${name} }`, 'spec:', '  roles:', '    server:', '      plugins:', ...entries, '    agent: { plugins: [] }', ''];
+  writeFileSync(join(dir, 'distribution.yaml'), lines.join('\n'));
+}
+
 describe('API security: TLS, authentication, RBAC (kubernel server)', function () {
   this.timeout(60_000);
   let c: TestCluster;
@@ -35,28 +42,16 @@ describe('API security: TLS, authentication, RBAC (kubernel server)', function (
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'kubernel-security-'));
     writeFileSync(join(dir, 'tokens.csv'), 'root-token,root,u-root,system:masters\nbob-token,bob,u-bob,"dev,qa"\nn1-token,system:node:n1,u-n1,system:nodes\n');
-    writeFileSync(
-      join(dir, 'distribution.yaml'),
-      [
-        'apiVersion: kubernel.io/v1alpha1',
-        'kind: Distribution',
-        'metadata: { name: security-test }',
-        'spec:',
-        '  roles:',
-        '    server:',
-        '      plugins:',
-        `        - { id: authn-x509, package: "${join(ROOT, 'plugins/authn')}" }`,
-        `        - { id: authn-token-file, package: "${join(ROOT, 'plugins/authn')}", config: { path: "${join(dir, 'tokens.csv')}" } }`,
-        `        - { id: authn-serviceaccount, package: "${join(ROOT, 'plugins/authn')}" }`,
-        `        - { id: authn-bootstrap-token, package: "${join(ROOT, 'plugins/authn')}" }`,
-        `        - { id: authz-node, package: "${join(ROOT, 'plugins/node')}" }`,
-        `        - { id: authz-rbac, package: "${join(ROOT, 'plugins/rbac')}" }`,
-        `        - { id: rbac-escalation, package: "${join(ROOT, 'plugins/rbac')}" }`,
-        `        - { id: node-restriction, package: "${join(ROOT, 'plugins/node')}" }`,
-        '    agent: { plugins: [] }',
-        '',
-      ].join('\n'),
-    );
+    writeDistribution(dir, 'security-test', [
+      ['authn-x509', 'authn'],
+      ['authn-token-file', 'authn', `{ path: "${join(dir, 'tokens.csv')}" }`],
+      ['authn-serviceaccount', 'authn'],
+      ['authn-bootstrap-token', 'authn'],
+      ['authz-node', 'node'],
+      ['authz-rbac', 'rbac'],
+      ['rbac-escalation', 'rbac'],
+      ['node-restriction', 'node'],
+    ]);
     c = await startCluster(['--distribution', join(dir, 'distribution.yaml'), '--tls-san', 'api.example.test']);
   });
   after(async () => {
@@ -330,23 +325,11 @@ describe('API priority and fairness (a small server: 20 seats)', function () {
   before(async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kubernel-flow-'));
     writeFileSync(join(dir, 'tokens.csv'), 'flood-token,flooder,u-f,\nnode-token,system:node:n1,u-n1,system:nodes\n');
-    writeFileSync(
-      join(dir, 'distribution.yaml'),
-      [
-        'apiVersion: kubernel.io/v1alpha1',
-        'kind: Distribution',
-        'metadata: { name: flow-test }',
-        'spec:',
-        '  roles:',
-        '    server:',
-        '      plugins:',
-        `        - { id: authn-x509, package: "${join(ROOT, 'plugins/authn')}" }`,
-        `        - { id: authn-token-file, package: "${join(ROOT, 'plugins/authn')}", config: { path: "${join(dir, 'tokens.csv')}" } }`,
-        `        - { id: authz-rbac, package: "${join(ROOT, 'plugins/rbac')}" }`,
-        '    agent: { plugins: [] }',
-        '',
-      ].join('\n'),
-    );
+    writeDistribution(dir, 'flow-test', [
+      ['authn-x509', 'authn'],
+      ['authn-token-file', 'authn', `{ path: "${join(dir, 'tokens.csv')}" }`],
+      ['authz-rbac', 'rbac'],
+    ]);
     c = await startCluster(['--distribution', join(dir, 'distribution.yaml'), '--max-requests-inflight', '10', '--max-mutating-requests-inflight', '10']);
     await c.ok(['create', 'clusterrolebinding', 'flooder-view', '--clusterrole=view', '--user=flooder']);
     await c.ok(['-n', 'kube-node-lease', 'create', 'role', 'heartbeat', '--verb=get,update,create', '--resource=leases.coordination.k8s.io']);

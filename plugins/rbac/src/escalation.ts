@@ -1,5 +1,5 @@
 import { AdmissionDenied, definePlugin, untilAborted, type KubeObject, type Admission, type AdmissionRequest, type Authorizer, type ResourceRule, type NonResourceRule, type UserInfo } from '@kubernel/sdk';
-import { aggregatedRules, type PolicyRule, type RoleObject } from './policy.js';
+import { effectiveRules, type PolicyRule, type RoleObject } from './policy.js';
 
 const RBAC_GROUP = 'rbac.authorization.k8s.io';
 const ROLE_KINDS = new Set(['roles', 'clusterroles']);
@@ -131,7 +131,7 @@ export const escalationPlugin = definePlugin({
           if (kind === 'Role') return roles.get(`${namespace}/${name}`)?.rules ?? undefined;
           const role = clusterRoles.get(name);
           if (!role) return undefined;
-          return role.aggregationRule && (role.rules ?? []).length === 0 ? aggregatedRules(role, clusterRoles.list()) : role.rules ?? [];
+          return effectiveRules(role, clusterRoles.list());
         },
       }),
     );

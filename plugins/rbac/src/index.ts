@@ -12,7 +12,7 @@ import { AUTOUPDATE, DEFAULT_CLUSTER_ROLE_BINDINGS, DEFAULT_CLUSTER_ROLES } from
 import { escalationPlugin } from './escalation.js';
 import { aggregatedRules, RbacPolicy, type BindingObject, type PolicyRule, type PolicySource, type RoleObject } from './policy.js';
 
-export { RbacPolicy, ruleAllows, appliesTo, selects, aggregatedRules, staticSource } from './policy.js';
+export { RbacPolicy, ruleAllows, appliesTo, selects, aggregatedRules, effectiveRules, staticSource } from './policy.js';
 export type { PolicyRule, RoleObject, BindingObject, Subject, LabelSelector, PolicySource } from './policy.js';
 export { DEFAULT_CLUSTER_ROLES, DEFAULT_CLUSTER_ROLE_BINDINGS } from './defaults.js';
 
@@ -130,12 +130,31 @@ export const rbacPlugin = definePlugin({
     }
     await Promise.all(informers.map((i) => i.waitForSync(signal)));
 
+    // Every request is evaluated against these: rebuilt only after the informers change, not per request.
+    const unsubscribes: Array<() => void> = [];
+    const cached = <T extends KubeObject, R>(informer: Informer<T>, build: (items: T[]) => R): (() => R) => {
+      let value: R | undefined;
+      unsubscribes.push(informer.subscribe({ changed: () => (value = undefined) }));
+      return () => (value ??= build(informer.list()));
+    };
+    const bindingsByNamespace = cached(roleBindings, (items) => {
+      const map = new Map<string, BindingObject[]>();
+      for (const b of items) {
+        const ns = b.metadata.namespace ?? '';
+        const list = map.get(ns);
+        if (list) list.push(b);
+        else map.set(ns, [b]);
+      }
+      return map;
+    });
+    const allClusterRoles = cached(clusterRoles, (items) => items);
+    const allClusterRoleBindings = cached(clusterRoleBindings, (items) => items);
     const source: PolicySource = {
       role: (ns, name) => roles.get(`${ns}/${name}`),
       clusterRole: (name) => clusterRoles.get(name),
-      clusterRoles: () => clusterRoles.list(),
-      roleBindings: (ns) => roleBindings.list().filter((b) => b.metadata.namespace === ns),
-      clusterRoleBindings: () => clusterRoleBindings.list(),
+      clusterRoles: allClusterRoles,
+      roleBindings: (ns) => bindingsByNamespace().get(ns) ?? [],
+      clusterRoleBindings: allClusterRoleBindings,
     };
     const policy = new RbacPolicy(source);
 
@@ -157,6 +176,7 @@ export const rbacPlugin = definePlugin({
     });
     await untilAborted(signal);
     unsubscribe();
+    for (const u of unsubscribes) u();
     clearTimeout(timer);
     await running;
   },

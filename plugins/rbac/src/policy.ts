@@ -100,6 +100,11 @@ export function aggregatedRules(role: RoleObject, clusterRoles: Iterable<RoleObj
   return out;
 }
 
+/** A role's rules: its own, or, for an aggregated ClusterRole not filled in yet, what it aggregates. */
+export function effectiveRules(role: RoleObject, clusterRoles: Iterable<RoleObject>): readonly PolicyRule[] {
+  return role.aggregationRule && (role.rules ?? []).length === 0 ? aggregatedRules(role, clusterRoles) : role.rules ?? [];
+}
+
 /** Whether `subject` names `user` (User, Group, or ServiceAccount as `system:serviceaccount:<ns>:<name>`). */
 export function appliesTo(subject: Subject, user: UserInfo, bindingNamespace: string): boolean {
   switch (subject.kind) {
@@ -143,7 +148,7 @@ export class RbacPolicy {
     if (ref.kind === 'ClusterRole') {
       const role = this.source.clusterRole(ref.name);
       if (!role) return undefined;
-      return role.aggregationRule && (role.rules ?? []).length === 0 ? aggregatedRules(role, this.source.clusterRoles()) : role.rules ?? [];
+      return effectiveRules(role, this.source.clusterRoles());
     }
     if (ref.kind === 'Role' && namespace) return this.source.role(namespace, ref.name)?.rules ?? undefined;
     return undefined;
