@@ -140,6 +140,16 @@ for (const sf of program.getSourceFiles()) {
   }
 }
 
+// kubernetes-types drops fields of structs embedded inline in Go: admissionregistration's Rule
+// (resources, scope) is inline in RuleWithOperations and NamedRuleWithOperations.
+const RULE_FIELDS = {
+  resources: { type: 'array', items: { type: 'string' }, description: "Resources is a list of resources this rule applies to. '*' means all resources; 'pods/*' all subresources of pods; '*/scale' scale of all resources." },
+  scope: { type: 'string', description: 'Scope specifies the scope of this rule: "Cluster", "Namespaced" or "*" (the default).' },
+};
+for (const [name, def] of Object.entries(definitions)) {
+  if (/^io\.k8s\.api\.admissionregistration\.v[^.]+\.(Named)?RuleWithOperations$/.test(name)) Object.assign(def.properties, RULE_FIELDS);
+}
+
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, JSON.stringify({ source: `kubernetes-types@${version}`, definitions }));
 console.error(`gen-k8s-schemas: ${Object.keys(definitions).length} definitions from kubernetes-types@${version} -> ${relative(root, out)}`);

@@ -52,3 +52,7 @@ export { ApiClient, ApiStatusError, isNotFound, isAlreadyExists, isConflict, isG
 export type { ApiConnection, KubeObject, KubeList, WatchEvent, RequestOptions } from './client/api-client.js';
 export { Informer, keyOf } from './client/informer.js';
 export type { InformerHandlers } from './client/informer.js';
+export { parseQuantity, formatQuantity, addQuantities, compareQuantities, isQuantity, QuantityError, ZERO_QUANTITY } from './api/quantity.js';
+export type { Quantity, QuantityFormat } from './api/quantity.js';
+export { labelSelectorMatches } from './api/selectors.js';
+export type { LabelSelector } from './api/selectors.js';

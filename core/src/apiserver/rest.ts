@@ -15,7 +15,7 @@ import type { RequestInfo } from './request-info.js';
 import { apiVersionOf, type HookContext, type Obj, type ResourceDef } from './resource.js';
 import { fieldPath, type Schemas } from './schemas.js';
 import { matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector } from './selectors.js';
-import { alreadyExists, ApiError, badRequest, cause, conflict, forbidden, invalid, methodNotAllowed, notFound, type StatusCause } from './status.js';
+import { alreadyExists, ApiError, badRequest, cause, conflict, invalid, methodNotAllowed, notFound, type StatusCause } from './status.js';
 
 /** What a handler answers (watch streams itself). */
 export interface Reply {
@@ -120,10 +120,12 @@ export class RestHandlers {
     meta.uid = randomUUID();
     meta.creationTimestamp = nowRfc3339();
     if (this.tracksGeneration(def)) meta.generation = 1;
-    if (def.namespaced) await this.checkNamespace(info.namespace!, meta.name);
     def.defaults?.(o);
+    const admission = this.admission('CREATE', r, o, undefined, dryRun, warnings);
+    await this.admit(admission, 'mutate');
+    if (admission) def.defaults?.(o); // what mutating admission added gets its defaults too
     this.validate(def, o, undefined);
-    await this.admit('CREATE', r, o, undefined, dryRun);
+    await this.admit(admission, 'validate');
     await def.beforeCreate?.(o, this.hooks, dryRun);
     if (dryRun) return { status: 201, body: o, warnings };
     try {
@@ -218,8 +220,11 @@ export class RestHandlers {
         o.metadata.generation = (old.metadata.generation ?? 1) + 1;
       }
       def.defaults?.(o);
+      const admission = this.admission('UPDATE', r, o, old, dryRun, warnings);
+      await this.admit(admission, 'mutate');
+      if (admission) def.defaults?.(o);
       this.validate(def, o, info.subresource === 'binding' ? undefined : old);
-      await this.admit('UPDATE', r, o, old, dryRun);
+      await this.admit(admission, 'validate');
       await def.beforeUpdate?.(o, old, this.hooks, dryRun);
       if (deepEqual(o, old)) return { status: 200, body: old, warnings };
       // Finalizers emptied on an object marked for deletion: the update completes the delete.
@@ -265,7 +270,9 @@ export class RestHandlers {
       if (pre?.resourceVersion && pre.resourceVersion !== old.metadata.resourceVersion) {
         throw conflict(def.plural, def.group, info.name!, `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${old.metadata.resourceVersion}`);
       }
-      await this.admit('DELETE', r, undefined, old, dryRun);
+      const admission = this.admission('DELETE', r, undefined, old, dryRun, []);
+      await this.admit(admission, 'mutate');
+      await this.admit(admission, 'validate');
       const o = clone(old);
       const finalizers = new Set<string>((o.metadata.finalizers ?? []) as string[]);
       if (options.propagationPolicy === 'Foreground') finalizers.add('foregroundDeletion');
@@ -425,20 +432,12 @@ export class RestHandlers {
     o.kind = old.kind;
   }
 
-  private async checkNamespace(namespace: string, name: string): Promise<void> {
-    const ns = await this.store.get(`/registry/core/namespaces/${namespace}`, { consistent: false });
-    const fresh = ns ?? (await this.store.get(`/registry/core/namespaces/${namespace}`));
-    if (!fresh) throw notFound('namespaces', '', namespace);
-    if ((fresh.value as Obj).status?.phase === 'Terminating') {
-      throw forbidden(`${name} is forbidden: unable to create new content in namespace ${namespace} because it is being terminated`, { name, kind: 'namespaces' });
-    }
-  }
-
-  private async admit(operation: AdmissionRequest['operation'], r: RestRequest, object: Obj | undefined, oldObject: Obj | undefined, dryRun: boolean): Promise<void> {
-    const steps = this.chain.admission();
-    if (steps.length === 0) return;
+  /** The admission request for a write, or undefined when no admission step is installed. */
+  private admission(operation: AdmissionRequest['operation'], r: RestRequest, object: Obj | undefined, oldObject: Obj | undefined, dryRun: boolean, warnings: string[]): AdmissionRequest | undefined {
+    if (this.chain.admission().length === 0) return undefined;
     const def = r.def;
-    const request: AdmissionRequest = {
+    return {
+      uid: randomUUID(),
       operation,
       kind: { group: def.group, version: def.version, kind: def.kind },
       resource: { group: def.group, version: def.version, resource: def.plural },
@@ -449,17 +448,28 @@ export class RestHandlers {
       oldObject,
       user: r.user,
       dryRun,
+      warning: (text) => void warnings.push(text),
     };
+  }
+
+  /**
+   * One admission phase: every step's `admit` (mutate, before schema validation, as Kubernetes
+   * runs mutating admission) or every step's `validate` (after it), in distribution order.
+   */
+  private async admit(request: AdmissionRequest | undefined, phase: 'mutate' | 'validate'): Promise<void> {
+    if (!request) return;
     try {
-      for (const step of steps) if (step.admit && (!step.handles || step.handles(request))) await step.admit(request);
-      for (const step of steps) if (step.validate && (!step.handles || step.handles(request))) await step.validate(request);
+      for (const step of this.chain.admission()) {
+        const run = phase === 'mutate' ? step.admit : step.validate;
+        if (run && (!step.handles || step.handles(request))) await run.call(step, request);
+      }
     } catch (err) {
       if (!(err instanceof AdmissionDenied)) throw err;
-      const reason = ({ 400: 'BadRequest', 403: 'Forbidden', 404: 'NotFound', 409: 'Conflict', 422: 'Invalid', 429: 'TooManyRequests' } as const)[err.code];
+      const reason = ({ 400: 'BadRequest', 403: 'Forbidden', 404: 'NotFound', 409: 'Conflict', 422: 'Invalid', 429: 'TooManyRequests', 500: 'InternalError' } as const)[err.code];
       throw new ApiError(err.code, reason, err.message, {
-        ...(request.name ? { name: request.name } : {}),
-        group: def.group,
-        kind: def.plural,
+        ...(err.details?.name !== undefined ? { name: err.details.name } : request.name ? { name: request.name } : {}),
+        ...((err.details?.group ?? request.resource.group) ? { group: err.details?.group ?? request.resource.group } : {}),
+        kind: err.details?.kind ?? request.resource.resource,
         ...(err.causes.length ? { causes: err.causes.map((c) => ({ reason: c.reason ?? 'FieldValueForbidden', message: c.message, field: c.field })) } : {}),
       });
     }

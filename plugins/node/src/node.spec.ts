@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { AdmissionRequest, AuthorizationAttributes, KubeObject, UserInfo } from '@kubernel/sdk';
-import { describePluginContract } from '@kubernel/sdk/testing';
+import { admissionRequest, describePluginContract } from '@kubernel/sdk/testing';
 import { NodeGraph, nodeAuthorizer, nodeRestriction, nodeRestrictionPlugin } from './index.js';
 
 describePluginContract(nodeRestrictionPlugin, { invalidConfigs: [] });
@@ -50,9 +50,8 @@ describe('Node authorizer (graph of pods bound to the node)', () => {
 
 describe('NodeRestriction admission', () => {
   const admission = nodeRestriction();
-  const req = (over: Partial<AdmissionRequest>): AdmissionRequest => ({
-    operation: 'UPDATE', kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' }, subresource: '', namespace: 'a', name: 'web', object: undefined, oldObject: undefined, user: n1, dryRun: false, ...over,
-  });
+  const req = (over: Partial<AdmissionRequest>): AdmissionRequest =>
+    admissionRequest({ operation: 'UPDATE', namespace: 'a', name: 'web', user: n1, ...over });
   const outcome = async (r: AdmissionRequest): Promise<string> => {
     try {
       await admission.validate!(r);

@@ -143,6 +143,8 @@ export type ApiObject = Record<string, unknown> & {
 
 /** What an admission step sees (`admission.Attributes`). */
 export interface AdmissionRequest {
+  /** Unique per API request (webhook calls carry their own uid per round trip, as in Kubernetes). */
+  readonly uid: string;
   readonly operation: 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
   readonly kind: GroupVersionKind;
   readonly resource: GroupVersionResource;
@@ -160,6 +162,8 @@ export interface AdmissionRequest {
   readonly oldObject: ApiObject | undefined;
   readonly user: UserInfo;
   readonly dryRun: boolean;
+  /** Adds a warning the client sees (a `Warning: 299` header; kubectl prints it). */
+  warning(text: string): void;
 }
 
 /** A field a denial is about (a `StatusCause`). */
@@ -180,8 +184,10 @@ export class AdmissionDenied extends Error {
   override readonly name = 'AdmissionDenied';
   constructor(
     message: string,
-    readonly code: 403 | 409 | 422 | 429 | 400 | 404 = 403,
+    readonly code: 403 | 409 | 422 | 429 | 400 | 404 | 500 = 403,
     readonly causes: readonly AdmissionCause[] = [],
+    /** The object the Status names, when it is not the request's (a missing namespace: `{kind: 'namespaces', name}`). */
+    readonly details?: { readonly name?: string; readonly group?: string; readonly kind?: string },
   ) {
     super(message);
   }

@@ -70,7 +70,11 @@ export interface StartPluginOptions {
   readonly attempt?: number;
   /** Implementations other providers would have provided, by kind (for consumer plugins). */
   readonly extensions?: Partial<Record<ProviderKind, ReadonlyMap<string, Extension>>>;
-  /** The API client the plugin's handle offers (a function is called at start: for clusters started in a `before` hook). */
+  /**
+   * The API client the plugin's handle offers. A function is called at each start (for clusters
+   * started in a `before` hook) and the client it returns is closed when that start stops, so the
+   * plugin's informers end with it; a client object is shared and left open.
+   */
   readonly api?: ApiClient | (() => ApiClient);
 }
 
@@ -121,6 +125,7 @@ export function startPlugin<K extends PluginKind, C>(definition: PluginDefinitio
   });
   ready.catch(() => undefined);
   let provided: Extension | undefined;
+  const ownedApi = typeof options.api === 'function' ? options.api() : undefined;
   const handle = createPluginHandle(definition as PluginDefinition, result.config, {
     role: options.role ?? 'server',
     logger: host.logger.child({ plugin: definition.id, kind: definition.kind }),
@@ -128,7 +133,7 @@ export function startPlugin<K extends PluginKind, C>(definition: PluginDefinitio
     metrics: createMetrics(host.registry, definition.id),
     attempt: options.attempt ?? 1,
     extensions: emptyLookup(options.extensions),
-    ...(options.api ? { api: typeof options.api === 'function' ? options.api() : options.api } : {}),
+    ...(options.api ? { api: ownedApi ?? (options.api as ApiClient) } : {}),
     onReady: (impl) => {
       provided = impl;
       onReady(impl);
@@ -167,6 +172,7 @@ export function startPlugin<K extends PluginKind, C>(definition: PluginDefinitio
         return { outcome: 'failed', error };
       } finally {
         clearTimeout(timer);
+        ownedApi?.close();
       }
     },
   };

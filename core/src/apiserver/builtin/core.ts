@@ -100,7 +100,8 @@ export const CORE: ResourceDef[] = [
       defaultPodSpec(o.spec);
       o.status ??= {};
       o.status.phase ??= 'Pending';
-      o.status.qosClass ??= qosClass(o.spec);
+      // A function of the spec (resources are immutable), so always recomputed: after mutating admission too.
+      o.status.qosClass = qosClass(o.spec);
     },
     validate: (o) => [...validateMeta(o, 'subdomain'), ...validatePodSpec(o.spec, 'spec')],
     validateUpdate: (o, old) => validatePodSpecUpdate(o.spec ?? {}, old.spec ?? {}),
