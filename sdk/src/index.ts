@@ -56,3 +56,11 @@ export { parseQuantity, formatQuantity, addQuantities, compareQuantities, isQuan
 export type { Quantity, QuantityFormat } from './api/quantity.js';
 export { labelSelectorMatches } from './api/selectors.js';
 export type { LabelSelector } from './api/selectors.js';
+export { WorkQueue, ItemExponentialFailureRateLimiter, BucketRateLimiter, MaxOfRateLimiter, defaultControllerRateLimiter } from './controller/workqueue.js';
+export type { RateLimiter, WorkQueueOptions, WorkQueueClock } from './controller/workqueue.js';
+export { Controller, TerminalError, keyString, parseKey, objectKey, mapToSelf, mapToOwner, mapBySelector, controllerOf } from './controller/controller.js';
+export type { ObjectKey, Reconciler, ReconcileResult, ReconcileContext, EventMapper, OwnerReference, ControllerOptions } from './controller/controller.js';
+export { loadKubeconfig, SERVICE_ACCOUNT_DIR } from './client/api-client.js';
+export type { ApiClientOptions } from './client/api-client.js';
+export { NAMESPACE_INDEX } from './client/informer.js';
+export type { IndexFunc, SubscribeOptions } from './client/informer.js';

@@ -5,12 +5,15 @@
  * - `serviceaccount-controller`: a `default` ServiceAccount in every active namespace.
  * - `root-ca-cert-publisher`: the `kube-root-ca.crt` ConfigMap (the cluster CA as `ca.crt`) in
  *   every active namespace, for the projected service-account volume.
+ * - `replicaset-controller`, `replicationcontroller-controller`: the replica count, adoption and
+ *   release of pods, expectations.
  *
  * @packageDocumentation
  */
 import { readFile } from 'node:fs/promises';
 import { definePlugin, untilAborted, type KubeObject } from '@kubernel/sdk';
 import { createIfMissing, getOrUndefined, PerNamespaceEnsurer } from './namespaced-ensure.js';
+import { replicaSetControllerPlugin, replicationControllerPlugin } from './replicaset.js';
 
 const nsPath = (ns: string): string => `/api/v1/namespaces/${encodeURIComponent(ns)}`;
 
@@ -99,4 +102,7 @@ export const rootCaPublisherPlugin = definePlugin({
   },
 });
 
-export default [serviceAccountControllerPlugin, rootCaPublisherPlugin];
+export { replicaSetControllerPlugin, replicationControllerPlugin, ReplicaReconciler, Expectations, deletionOrder, isActivePod, isPodReady, isPodAvailable, selectorOf, REPLICA_SET, REPLICATION_CONTROLLER, BURST_REPLICAS } from './replicaset.js';
+export type { ReplicaKind } from './replicaset.js';
+
+export default [serviceAccountControllerPlugin, rootCaPublisherPlugin, replicaSetControllerPlugin, replicationControllerPlugin];

@@ -8,6 +8,11 @@
  */
 import { Agent, request as httpsRequest } from 'node:https';
 import { request as httpRequest, Agent as HttpAgent, type IncomingMessage } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join, resolve as resolvePath, dirname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { Informer } from './informer.js';
 
 /** Where the API server is and how to authenticate to it. */
@@ -21,6 +26,19 @@ export interface ApiConnection {
   readonly key?: string;
   /** Bearer token. */
   readonly token?: string;
+  /** A file holding the bearer token, re-read every minute (projected service-account tokens rotate). */
+  readonly tokenFile?: string;
+  /** The namespace the configuration names (kubeconfig context, or the pod's own in cluster). */
+  readonly namespace?: string;
+}
+
+/** Options of the {@link ApiClient}. */
+export interface ApiClientOptions {
+  /**
+   * How many times a request answered 429 or 5xx with a `Retry-After` header is retried after
+   * waiting that long (capped at 10 s per wait), as client-go does; default 5. Watches are not.
+   */
+  readonly maxRetries?: number;
 }
 
 /** A Kubernetes `Status` failure returned by the API server. */
@@ -86,7 +104,14 @@ export class ApiClient {
   private readonly informers = new Map<string, Informer>();
   private readonly url: URL;
 
-  constructor(readonly connection: ApiConnection) {
+  private readonly maxRetries: number;
+  private tokenCache?: { value: string; read: number };
+
+  constructor(
+    readonly connection: ApiConnection,
+    options: ApiClientOptions = {},
+  ) {
+    this.maxRetries = options.maxRetries ?? 5;
     this.url = new URL(connection.server);
     this.agent = this.url.protocol === 'https:'
       ? new Agent({ keepAlive: true, maxSockets: 64, ...(connection.ca ? { ca: connection.ca } : {}), ...(connection.cert ? { cert: connection.cert, key: connection.key } : {}) })
@@ -95,19 +120,42 @@ export class ApiClient {
 
   /** Sends one request and resolves with the parsed JSON answer (undefined for an empty body). */
   async request<T = KubeObject>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
-    const res = await this.open(method, path, options);
-    const chunks: Buffer[] = [];
-    for await (const chunk of res) chunks.push(chunk as Buffer);
-    const text = Buffer.concat(chunks).toString();
-    const status = res.statusCode ?? 0;
-    if (status >= 200 && status < 300) return (text ? JSON.parse(text) : undefined) as T;
-    let parsed: Record<string, unknown> | undefined;
-    try {
-      parsed = JSON.parse(text) as Record<string, unknown>;
-    } catch {
-      parsed = undefined;
+    for (let attempt = 0; ; attempt++) {
+      const res = await this.open(method, path, options);
+      const chunks: Buffer[] = [];
+      for await (const chunk of res) chunks.push(chunk as Buffer);
+      const text = Buffer.concat(chunks).toString();
+      const status = res.statusCode ?? 0;
+      if (status >= 200 && status < 300) return (text ? JSON.parse(text) : undefined) as T;
+      const wait = retryAfterMs(status, res.headers['retry-after']);
+      if (wait !== undefined && attempt < this.maxRetries && !options.signal?.aborted) {
+        await sleep(wait, options.signal);
+        continue;
+      }
+      throw statusError(status, text);
     }
-    throw new ApiStatusError(status, String(parsed?.reason ?? ''), String(parsed?.message ?? (text.slice(0, 200) || `HTTP ${status}`)), parsed);
+  }
+
+  /**
+   * A client from a kubeconfig file (`KUBECONFIG`'s first file, else `~/.kube/config`, unless
+   * `path` is given), for `context` or the current context: server, CA (file or data), client
+   * certificate and key (files or data), token or token file, and the context's namespace.
+   */
+  static async fromKubeconfig(path?: string, context?: string, options?: ApiClientOptions): Promise<ApiClient> {
+    return new ApiClient(await loadKubeconfig(path, context), options);
+  }
+
+  /**
+   * The in-cluster client of a pod: `KUBERNETES_SERVICE_HOST`/`_PORT`, the projected
+   * service-account token (re-read as it rotates), CA and namespace under
+   * `/var/run/secrets/kubernetes.io/serviceaccount`.
+   */
+  static async inCluster(options?: ApiClientOptions, dir = SERVICE_ACCOUNT_DIR): Promise<ApiClient> {
+    const host = process.env.KUBERNETES_SERVICE_HOST;
+    const port = process.env.KUBERNETES_SERVICE_PORT ?? '443';
+    if (!host) throw new Error('not running in a cluster: KUBERNETES_SERVICE_HOST is not set');
+    const [ca, namespace] = await Promise.all([readFile(join(dir, 'ca.crt'), 'utf8'), readFile(join(dir, 'namespace'), 'utf8').catch(() => 'default')]);
+    return new ApiClient({ server: `https://${host.includes(':') ? `[${host}]` : host}:${port}`, ca, tokenFile: join(dir, 'token'), namespace: namespace.trim() }, options);
   }
 
   get<T = KubeObject>(path: string): Promise<T> {
@@ -180,11 +228,25 @@ export class ApiClient {
     this.agent.destroy();
   }
 
+  /** The bearer token: the fixed one, or the token file's content (re-read after a minute). */
+  private token(): string | undefined {
+    if (this.connection.token || !this.connection.tokenFile) return this.connection.token;
+    if (!this.tokenCache || Date.now() - this.tokenCache.read > 60_000) {
+      try {
+        this.tokenCache = { value: readFileSync(this.connection.tokenFile, 'utf8').trim(), read: Date.now() };
+      } catch (err) {
+        if (!this.tokenCache) throw err;
+      }
+    }
+    return this.tokenCache!.value;
+  }
+
   private open(method: string, path: string, options: RequestOptions): Promise<IncomingMessage> {
     const body = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body) headers['content-type'] = options.contentType ?? 'application/json';
-    if (this.connection.token) headers.authorization = `Bearer ${this.connection.token}`;
+    const token = this.token();
+    if (token) headers.authorization = `Bearer ${token}`;
     const send = this.url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise<IncomingMessage>((resolve, reject) => {
       const req = send(new URL(path, this.url), { method, headers, agent: this.agent, ...(options.signal ? { signal: options.signal } : {}) }, resolve);
@@ -194,4 +256,85 @@ export class ApiClient {
       req.end(body);
     });
   }
+}
+
+/** Where a pod finds its service-account credentials. */
+export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+/** The {@link ApiStatusError} of a non-2xx answer (its `Status`, or the start of the body). */
+function statusError(status: number, text: string): ApiStatusError {
+  let parsed: Record<string, unknown> | undefined;
+  try {
+    parsed = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    parsed = undefined;
+  }
+  return new ApiStatusError(status, String(parsed?.reason ?? ''), String(parsed?.message ?? (text.slice(0, 200) || `HTTP ${status}`)), parsed);
+}
+
+/** How long to wait before retrying: only 429 and 5xx answers that carry `Retry-After` are retried (client-go's rule). */
+function retryAfterMs(status: number, header: string | string[] | undefined): number | undefined {
+  if (status !== 429 && status < 500) return undefined;
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value === undefined) return undefined;
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds < 0) return undefined;
+  return Math.min(seconds, 10) * 1000;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+type KubeconfigFile = {
+  'current-context'?: string;
+  clusters?: Array<{ name: string; cluster: Record<string, string | boolean | undefined> }>;
+  users?: Array<{ name: string; user: Record<string, string | undefined> }>;
+  contexts?: Array<{ name: string; context: { cluster: string; user: string; namespace?: string } }>;
+};
+
+/**
+ * Reads a kubeconfig into an {@link ApiConnection}. Relative file paths resolve against the
+ * kubeconfig's directory, as kubectl does.
+ *
+ * @throws {Error} naming what is missing (no such context, cluster or user).
+ */
+export async function loadKubeconfig(path?: string, context?: string): Promise<ApiConnection> {
+  const file = path ?? process.env.KUBECONFIG?.split(':').find(Boolean) ?? join(homedir(), '.kube', 'config');
+  const config = (parseYaml(await readFile(file, 'utf8')) ?? {}) as KubeconfigFile;
+  const name = context ?? config['current-context'];
+  if (!name) throw new Error(`${file}: no current-context and no context given`);
+  const ctx = config.contexts?.find((c) => c.name === name)?.context;
+  if (!ctx) throw new Error(`${file}: context "${name}" not found`);
+  const cluster = config.clusters?.find((c) => c.name === ctx.cluster)?.cluster;
+  if (!cluster || typeof cluster.server !== 'string') throw new Error(`${file}: cluster "${ctx.cluster}" of context "${name}" not found or has no server`);
+  const user = config.users?.find((u) => u.name === ctx.user)?.user ?? {};
+  const base = dirname(resolvePath(file));
+  const material = async (data: unknown, path: unknown): Promise<string | undefined> => {
+    if (typeof data === 'string') return Buffer.from(data, 'base64').toString('utf8');
+    if (typeof path === 'string') return readFile(resolvePath(base, path), 'utf8');
+    return undefined;
+  };
+  const [ca, cert, key] = await Promise.all([
+    material(cluster['certificate-authority-data'], cluster['certificate-authority']),
+    material(user['client-certificate-data'], user['client-certificate']),
+    material(user['client-key-data'], user['client-key']),
+  ]);
+  return {
+    server: cluster.server,
+    ...(ca ? { ca } : {}),
+    ...(cert ? { cert } : {}),
+    ...(key ? { key } : {}),
+    ...(user.token ? { token: user.token } : {}),
+    ...(user.tokenFile ? { tokenFile: resolvePath(base, user.tokenFile) } : {}),
+    ...(ctx.namespace ? { namespace: ctx.namespace } : {}),
+  };
 }

@@ -30,6 +30,15 @@ describe('createMetrics', () => {
     expect(() => createMetrics(registry, 'a').gauge({ name: 'shared_total', help: 'h' })).to.throw(/as a counter, not a gauge/);
   });
 
+  it('shares a metric declared shared among owners asking with the same labels', () => {
+    const registry = new Registry();
+    const a = createMetrics(registry, 'a').counter({ name: 'workqueue_adds_total', help: 'h', labelNames: ['name'], shared: true });
+    const b = createMetrics(registry, 'b').counter({ name: 'workqueue_adds_total', help: 'h', labelNames: ['name'], shared: true });
+    expect(b).to.equal(a);
+    expect(() => createMetrics(registry, 'c').counter({ name: 'workqueue_adds_total', help: 'h' })).to.throw(/already registered/);
+    expect(() => createMetrics(registry, 'c').counter({ name: 'workqueue_adds_total', help: 'h', labelNames: ['other'], shared: true })).to.throw(/already registered/);
+  });
+
   it('keeps registries apart', () => {
     createMetrics(new Registry(), 'a').counter({ name: 'x_total', help: 'h' });
     expect(() => createMetrics(new Registry(), 'b').counter({ name: 'x_total', help: 'h' })).not.to.throw();

@@ -10,6 +10,12 @@ export interface MetricOptions<L extends string> {
   readonly help: string;
   /** The label names observations carry. */
   readonly labelNames?: readonly L[];
+  /**
+   * A metric every plugin of the process may share (the SDK's own `workqueue_*` and
+   * `controller_runtime_*`, labelled by controller): any owner asking for it with the same type
+   * and label names gets the same metric. Plugin-specific metrics leave this unset.
+   */
+  readonly shared?: boolean;
 }
 
 /** Options of a histogram: {@link MetricOptions} plus its bucket upper bounds. */
@@ -54,10 +60,11 @@ export function createMetrics(registry: Registry, owner: string): Metrics {
     owners.set(registry, table);
   }
   const byName = table;
-  function get<M>(kind: Kind, name: string, make: () => M): M {
+  function get<M>(kind: Kind, name: string, make: () => M, shared = false, labels: readonly string[] = []): M {
+    const me = shared ? `shared:${labels.join(',')}` : owner;
     const existing = byName.get(name);
     if (existing) {
-      if (existing.owner !== owner) {
+      if (existing.owner !== me) {
         throw new Error(`metric "${name}" is already registered by "${existing.owner}"`);
       }
       if (existing.kind !== kind) {
@@ -66,14 +73,14 @@ export function createMetrics(registry: Registry, owner: string): Metrics {
       return existing.metric as M;
     }
     const metric = make();
-    byName.set(name, { owner, kind, metric });
+    byName.set(name, { owner: me, kind, metric });
     return metric;
   }
   return {
     counter: (o) =>
-      get('counter', o.name, () => new Counter({ name: o.name, help: o.help, labelNames: o.labelNames ?? [], registers: [registry] })),
+      get('counter', o.name, () => new Counter({ name: o.name, help: o.help, labelNames: o.labelNames ?? [], registers: [registry] }), o.shared, o.labelNames),
     gauge: (o) =>
-      get('gauge', o.name, () => new Gauge({ name: o.name, help: o.help, labelNames: o.labelNames ?? [], registers: [registry] })),
+      get('gauge', o.name, () => new Gauge({ name: o.name, help: o.help, labelNames: o.labelNames ?? [], registers: [registry] }), o.shared, o.labelNames),
     histogram: (o) =>
       get('histogram', o.name, () =>
         new Histogram({
@@ -83,6 +90,8 @@ export function createMetrics(registry: Registry, owner: string): Metrics {
           registers: [registry],
           ...(o.buckets ? { buckets: [...o.buckets] } : {}),
         }),
+        o.shared,
+        o.labelNames,
       ),
   };
 }

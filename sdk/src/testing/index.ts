@@ -15,3 +15,5 @@ export { describeAuthenticatorContract, describeAdmissionContract, describeAutho
 export type { AuthenticatorContractOptions, AdmissionContractOptions, AdmissionCase, AdmissionExpectation, AuthorizerContractOptions } from './security-contracts.js';
 export { admissionRequest, TEST_USER } from './admission.js';
 export type { TestAdmissionRequest } from './admission.js';
+export { describeControllerContract } from './controller-contract.js';
+export type { ControllerContractOptions, ControllerScenario } from './controller-contract.js';

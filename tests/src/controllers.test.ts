@@ -1,0 +1,96 @@
+import { expect } from 'chai';
+import { startCluster, type TestCluster } from './helpers/cluster.js';
+import { sleep, until } from './helpers/wait.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;
+const j = (o: unknown): string => JSON.stringify(o);
+
+describe('controllers on the default distribution (kubectl)', function () {
+  this.timeout(90_000);
+  let c: TestCluster;
+  const pods = async (ns: string, selector: string): Promise<Json[]> =>
+    ((await c.request('GET', `/api/v1/namespaces/${ns}/pods?labelSelector=${encodeURIComponent(selector)}`)).json() as Json).items.filter((p: Json) => !p.metadata.deletionTimestamp);
+  const rs = (name: string, replicas: number, app: string): string =>
+    j({ apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name }, spec: { replicas, selector: { matchLabels: { app } }, template: { metadata: { labels: { app } }, spec: { containers: [{ name: 'c', image: 'busybox' }] } } } });
+
+  before(async () => {
+    c = await startCluster();
+    await c.ok(['create', 'namespace', 'rs']);
+    await until(async () => (await c.request('GET', '/api/v1/namespaces/rs/serviceaccounts/default')).status === 200, 10_000, 'default service account');
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  it('keeps a ReplicaSet at its replica count through kubectl scale, with owner references and status', async () => {
+    await c.ok(['-n', 'rs', 'apply', '-f', '-'], rs('web', 3, 'web'));
+    await until(async () => (await pods('rs', 'app=web')).length === 3, 10_000, '3 pods');
+    const [p] = await pods('rs', 'app=web');
+    expect(p!.metadata.generateName).to.equal('web-');
+    expect(p!.metadata.ownerReferences).to.deep.equal([{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web', uid: ((await c.request('GET', '/apis/apps/v1/namespaces/rs/replicasets/web')).json() as Json).metadata.uid, controller: true, blockOwnerDeletion: true }]);
+    await c.ok(['-n', 'rs', 'scale', 'rs', 'web', '--replicas=5']);
+    await until(async () => (await pods('rs', 'app=web')).length === 5, 10_000, '5 pods');
+    await c.ok(['-n', 'rs', 'scale', 'rs', 'web', '--replicas=1']);
+    await until(async () => (await pods('rs', 'app=web')).length === 1, 10_000, '1 pod');
+    await until(async () => (await c.ok(['-n', 'rs', 'get', 'rs', 'web', '-o', 'jsonpath={.status.replicas}/{.status.observedGeneration}'])) === '1/3', 10_000, 'status');
+    expect(await c.ok(['-n', 'rs', 'get', 'rs', 'web'])).to.match(/^web\s+1\s+1\s+0\s+\S+$/m);
+  });
+
+  it('creates exactly the missing pods when scaled far up (expectations: no over-creation)', async () => {
+    const before = (await c.request('GET', '/api/v1/namespaces/rs/pods?labelSelector=app%3Dweb')).json() as Json;
+    const ac = new AbortController();
+    const res = await c.open(`/api/v1/namespaces/rs/pods?watch=true&labelSelector=app%3Dweb&resourceVersion=${before.metadata.resourceVersion}`, ac.signal);
+    let added = 0;
+    let buffer = '';
+    res.on('data', (d: Buffer) => {
+      buffer += d.toString();
+      for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
+        if ((JSON.parse(buffer.slice(0, nl)) as Json).type === 'ADDED') added++;
+        buffer = buffer.slice(nl + 1);
+      }
+    });
+    res.on('error', () => undefined);
+    await c.ok(['-n', 'rs', 'scale', 'rs', 'web', '--replicas=60']);
+    await until(async () => (await pods('rs', 'app=web')).length === 60, 20_000, '60 pods');
+    await sleep(1000);
+    ac.abort();
+    expect(added).to.equal(59);
+    expect(await pods('rs', 'app=web')).to.have.length(60);
+    await c.ok(['-n', 'rs', 'scale', 'rs', 'web', '--replicas=0']);
+    await until(async () => (await pods('rs', 'app=web')).length === 0, 20_000, 'no pods');
+  });
+
+  it('adopts a matching orphan and releases a pod whose labels stop matching', async () => {
+    await c.ok(['-n', 'rs', 'run', 'orphan', '--image=busybox', '--labels=app=adopt']);
+    await c.ok(['-n', 'rs', 'apply', '-f', '-'], rs('adopter', 2, 'adopt'));
+    await until(async () => (await pods('rs', 'app=adopt')).length === 2, 10_000, '2 pods');
+    await until(async () => ((await c.request('GET', '/api/v1/namespaces/rs/pods/orphan')).json() as Json).metadata.ownerReferences?.[0]?.name === 'adopter', 10_000, 'adoption');
+    expect((await pods('rs', 'app=adopt')).map((p) => p.metadata.name)).to.include('orphan');
+    await c.ok(['-n', 'rs', 'label', 'pod', 'orphan', 'app=gone', '--overwrite']);
+    await until(async () => ((await c.request('GET', '/api/v1/namespaces/rs/pods/orphan')).json() as Json).metadata.ownerReferences === undefined, 10_000, 'release');
+    await until(async () => (await pods('rs', 'app=adopt')).length === 2, 10_000, 'a replacement');
+    expect((await pods('rs', 'app=adopt')).map((p) => p.metadata.name)).to.not.include('orphan');
+  });
+
+  it('reports ReplicaFailure when a quota refuses pods, and recovers when it is lifted', async () => {
+    await c.ok(['-n', 'rs', 'create', 'quota', 'tight', '--hard=pods=3']);
+    await until(async () => (await c.ok(['-n', 'rs', 'get', 'quota', 'tight', '-o', 'jsonpath={.status.hard.pods}'])) === '3', 10_000, 'quota status');
+    await c.ok(['-n', 'rs', 'apply', '-f', '-'], rs('capped', 4, 'capped'));
+    await until(async () => {
+      const conds = (((await c.request('GET', '/apis/apps/v1/namespaces/rs/replicasets/capped')).json() as Json).status?.conditions ?? []) as Json[];
+      return conds.some((x) => x.type === 'ReplicaFailure' && x.reason === 'FailedCreate' && /exceeded quota: tight/.test(x.message));
+    }, 15_000, 'ReplicaFailure');
+    // orphan (relabelled app=gone) + adopter's 2 pods: 3 of 3; capped could create none.
+    await c.ok(['-n', 'rs', 'delete', 'quota', 'tight']);
+    await until(async () => (await pods('rs', 'app=capped')).length === 4, 30_000, '4 capped pods');
+    await until(async () => !((((await c.request('GET', '/apis/apps/v1/namespaces/rs/replicasets/capped')).json() as Json).status?.conditions ?? []) as Json[]).some((x) => x.type === 'ReplicaFailure'), 10_000, 'condition cleared');
+  });
+
+  it('keeps a ReplicationController at its replica count', async () => {
+    await c.ok(['-n', 'rs', 'apply', '-f', '-'], j({ apiVersion: 'v1', kind: 'ReplicationController', metadata: { name: 'legacy' }, spec: { replicas: 2, selector: { app: 'legacy' }, template: { metadata: { labels: { app: 'legacy' } }, spec: { containers: [{ name: 'c', image: 'busybox' }] } } } }));
+    await until(async () => (await pods('rs', 'app=legacy')).length === 2, 10_000, '2 pods');
+    await c.ok(['-n', 'rs', 'scale', 'rc', 'legacy', '--replicas=3']);
+    await until(async () => (await pods('rs', 'app=legacy')).length === 3, 10_000, '3 pods');
+  });
+});
