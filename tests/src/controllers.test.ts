@@ -87,6 +87,30 @@ describe('controllers on the default distribution (kubectl)', function () {
     await until(async () => !((((await c.request('GET', '/apis/apps/v1/namespaces/rs/replicasets/capped')).json() as Json).status?.conditions ?? []) as Json[]).some((x) => x.type === 'ReplicaFailure'), 10_000, 'condition cleared');
   });
 
+  it('deletes a namespace: its content first (finalizers honoured, status says what is left), then itself', async () => {
+    await c.ok(['create', 'namespace', 'doomed']);
+    await until(async () => (await c.request('GET', '/api/v1/namespaces/doomed/serviceaccounts/default')).status === 200, 10_000, 'default service account');
+    await c.ok(['-n', 'doomed', 'create', 'configmap', 'plain']);
+    await c.ok(['-n', 'doomed', 'apply', '-f', '-'], j({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'held', finalizers: ['example.com/hold'] } }));
+    await c.ok(['-n', 'doomed', 'apply', '-f', '-'], rs('doomed', 2, 'doomed'));
+    await until(async () => (await pods('doomed', 'app=doomed')).length === 2, 10_000, 'pods');
+    expect(await c.ok(['delete', 'namespace', 'doomed', '--wait=false'])).to.equal('namespace "doomed" deleted\n');
+    await until(async () => {
+      const ns = (await c.request('GET', '/api/v1/namespaces/doomed')).json() as Json;
+      return (ns.status?.conditions ?? []).some((x: Json) => x.type === 'NamespaceFinalizersRemaining' && x.status === 'True' && x.message === 'Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances');
+    }, 15_000, 'finalizers-remaining condition');
+    const ns = (await c.request('GET', '/api/v1/namespaces/doomed')).json() as Json;
+    expect(ns.status.phase).to.equal('Terminating');
+    expect(ns.status.conditions.find((x: Json) => x.type === 'NamespaceContentRemaining').message).to.equal('Some resources are remaining: configmaps. has 1 resource instances');
+    expect((await c.request('GET', '/api/v1/namespaces/doomed/configmaps/plain')).status).to.equal(404);
+    expect((await c.request('GET', '/apis/apps/v1/namespaces/doomed/replicasets/doomed')).status).to.equal(404);
+    expect(await pods('doomed', 'app=doomed')).to.have.length(0);
+    // Nothing new may be created meanwhile (NamespaceLifecycle).
+    expect((await c.request('POST', '/api/v1/namespaces/doomed/configmaps', j({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'late' } }))).status).to.equal(403);
+    await c.ok(['-n', 'doomed', 'patch', 'configmap', 'held', '--type=merge', '-p', j({ metadata: { finalizers: null } })]);
+    await until(async () => (await c.request('GET', '/api/v1/namespaces/doomed')).status === 404, 15_000, 'the namespace to go');
+  });
+
   it('keeps a ReplicationController at its replica count', async () => {
     await c.ok(['-n', 'rs', 'apply', '-f', '-'], j({ apiVersion: 'v1', kind: 'ReplicationController', metadata: { name: 'legacy' }, spec: { replicas: 2, selector: { app: 'legacy' }, template: { metadata: { labels: { app: 'legacy' } }, spec: { containers: [{ name: 'c', image: 'busybox' }] } } } }));
     await until(async () => (await pods('rs', 'app=legacy')).length === 2, 10_000, '2 pods');

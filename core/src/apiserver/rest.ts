@@ -1,5 +1,4 @@
 import { randomUUID, randomInt } from 'node:crypto';
-import type { Logger } from '@kubernel/sdk';
 import {
   ConflictError,
   KeyExistsError,
@@ -10,7 +9,7 @@ import {
 import { AdmissionDenied, type AdmissionRequest } from '@kubernel/sdk';
 import type { RequestChain, UserInfo } from './chain.js';
 import { jsonPatch, mergePatch, PATCH_TYPES, strategicMergePatch } from './patch.js';
-import { listPrefix, storeKey, type ResourceRegistry } from './registry.js';
+import { listPrefix, storeKey } from './registry.js';
 import type { RequestInfo } from './request-info.js';
 import { apiVersionOf, type HookContext, type Obj, type ResourceDef } from './resource.js';
 import { fieldPath, type Schemas } from './schemas.js';
@@ -46,11 +45,9 @@ const clone = <T>(v: T): T => structuredClone(v) as T;
 export class RestHandlers {
   constructor(
     private readonly store: Store,
-    private readonly registry: ResourceRegistry,
     private readonly schemas: Schemas,
     private readonly chain: RequestChain,
     private readonly hooks: HookContext,
-    private readonly log: Logger,
   ) {}
 
   // ---- reads -------------------------------------------------------------------------------
@@ -208,6 +205,14 @@ export class RestHandlers {
         result.status = status;
         Object.assign(o, result);
         if (status === undefined) delete o.status;
+      } else if (info.subresource === 'finalize' && def.kind === 'Namespace' && def.group === '') {
+        // namespaces/<name>/finalize changes spec.finalizers only.
+        const finalizers = (o.spec as Obj | undefined)?.finalizers;
+        const result = clone(old);
+        result.spec = { ...(result.spec ?? {}), finalizers: Array.isArray(finalizers) ? finalizers : [] };
+        if ((result.spec.finalizers as unknown[]).length === 0) delete result.spec.finalizers;
+        for (const k of Object.keys(o)) delete o[k];
+        Object.assign(o, result);
       } else if (info.subresource === 'binding') {
         // The binding set spec.nodeName and the PodScheduled condition itself.
       } else if (info.subresource) {
@@ -215,6 +220,12 @@ export class RestHandlers {
       } else if (def.statusSubresource) {
         if (old.status === undefined) delete o.status;
         else o.status = clone(old.status);
+        if (def.kind === 'Namespace' && def.group === '') {
+          // spec.finalizers change only through namespaces/<name>/finalize, as Kubernetes.
+          o.spec = { ...(isObject(o.spec) ? o.spec : {}) };
+          if (old.spec?.finalizers === undefined) delete o.spec.finalizers;
+          else o.spec.finalizers = clone(old.spec.finalizers);
+        }
       }
       if (this.tracksGeneration(def) && !info.subresource && !specEqual(o, old)) {
         o.metadata.generation = (old.metadata.generation ?? 1) + 1;
@@ -228,7 +239,9 @@ export class RestHandlers {
       await def.beforeUpdate?.(o, old, this.hooks, dryRun);
       if (deepEqual(o, old)) return { status: 200, body: old, warnings };
       // Finalizers emptied on an object marked for deletion: the update completes the delete.
-      if (o.metadata.deletionTimestamp && ((o.metadata.finalizers ?? []) as unknown[]).length === 0 && !def.gracefulDelete?.(o)) {
+      // (Not namespaces: their deletion completes on a DELETE once spec.finalizers are gone too.)
+      const isNamespace = def.kind === 'Namespace' && def.group === '';
+      if (o.metadata.deletionTimestamp && ((o.metadata.finalizers ?? []) as unknown[]).length === 0 && !def.gracefulDelete?.(o) && !isNamespace) {
         if (dryRun) return { status: 200, body: o, warnings };
         try {
           await this.store.delete(key, { expectedRevision: entry.revision });
@@ -496,11 +509,24 @@ export class RestHandlers {
   }
 
   /**
-   * A namespace delete marks it Terminating, then removes everything in it and finally the
-   * namespace (the namespace lifecycle controller's work, done here until the controllers arrive).
+   * Namespace deletion as Kubernetes does it: the first DELETE marks the namespace Terminating;
+   * the namespace controller (a plugin) deletes its content, removes the `kubernetes` finalizer
+   * through `namespaces/<name>/finalize` and deletes again, which removes a namespace whose
+   * spec and metadata finalizers are all gone. A namespace without finalizers goes at once.
    */
   private async deleteNamespace(r: RestRequest, entry: StoreEntry, dryRun: boolean): Promise<Reply> {
     const old = entry.value as Obj;
+    const finalized = ((old.spec?.finalizers ?? []) as unknown[]).length === 0 && ((old.metadata.finalizers ?? []) as unknown[]).length === 0;
+    if (finalized) {
+      if (dryRun) return { status: 200, body: old };
+      try {
+        await this.store.delete(entry.key, { expectedRevision: entry.revision });
+      } catch (err) {
+        if (err instanceof ConflictError) throw conflict('namespaces', '', r.info.name!, 'the namespace changed while it was being deleted; try again');
+        if (!(err instanceof NotFoundError)) throw err;
+      }
+      return { status: 200, body: old };
+    }
     if (old.status?.phase === 'Terminating') return { status: 200, body: old };
     const o = clone(old);
     o.metadata.deletionTimestamp = nowRfc3339();
@@ -509,25 +535,7 @@ export class RestHandlers {
     if (dryRun) return { status: 200, body: o };
     const written = await this.store.update(storeKey(r.def, undefined, r.info.name!), o, entry.revision);
     o.metadata.resourceVersion = String(written.revision);
-    void this.finalizeNamespace(r.info.name!).catch((err: unknown) => this.log.error({ err, namespace: r.info.name }, 'finalizing the namespace failed'));
     return { status: 200, body: o };
-  }
-
-  private async finalizeNamespace(namespace: string): Promise<void> {
-    for (const def of this.registry.all.filter((d) => d.namespaced)) {
-      const { items } = await this.store.list(listPrefix(def, namespace));
-      for (const item of items) {
-        try {
-          await this.store.delete(item.key);
-          await def.afterDelete?.(item.value as Obj, this.hooks);
-        } catch (err) {
-          if (!(err instanceof NotFoundError)) throw err;
-        }
-      }
-    }
-    await this.store.delete(`/registry/core/namespaces/${namespace}`).catch((err: unknown) => {
-      if (!(err instanceof NotFoundError)) throw err;
-    });
   }
 
   private scaleOf(def: ResourceDef, o: Obj): Obj {

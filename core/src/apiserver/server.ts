@@ -239,7 +239,7 @@ export class ApiServer {
         g.set(n);
       },
     });
-    this.rest = new RestHandlers(options.store, this.resources, this.schemas, options.chain, hooks, this.log);
+    this.rest = new RestHandlers(options.store, this.schemas, options.chain, hooks);
     const m = createMetrics(options.registry, 'apiserver');
     this.metrics = {
       requests: m.counter({ name: 'apiserver_request_total', help: 'Counter of apiserver requests broken out for each verb, group, version, resource and HTTP response code.', labelNames: ['verb', 'group', 'version', 'resource', 'subresource', 'code'] }),
@@ -493,6 +493,7 @@ export class ApiServer {
     if (sub === 'status') return Boolean(def.statusSubresource);
     if (sub === 'scale') return Boolean(def.scale);
     if (sub === 'binding') return def.kind === 'Pod' && def.group === '';
+    if (sub === 'finalize') return def.kind === 'Namespace' && def.group === '';
     if (sub === 'token') return def.kind === 'ServiceAccount' && def.group === '' && this.options.serviceAccountTokens !== undefined;
     return false;
   }

@@ -7,13 +7,25 @@
  *   every active namespace, for the projected service-account volume.
  * - `replicaset-controller`, `replicationcontroller-controller`: the replica count, adoption and
  *   release of pods, expectations.
+ * - `deployment-controller`: RollingUpdate and Recreate rollouts over ReplicaSets, revision
+ *   history and rollback, pause, progress deadlines.
+ * - `namespace-controller`: deleting a namespace deletes its content, then the namespace.
+ * - `garbage-collector`: deletes objects whose owners are gone; foreground and orphan deletion.
+ * - `endpoints-controller`, `endpointslice-controller`: the Endpoints and EndpointSlices of every
+ *   Service with a selector, from the pods it selects (readiness, named ports, terminating pods).
  *
  * @packageDocumentation
  */
 import { readFile } from 'node:fs/promises';
-import { definePlugin, untilAborted, type KubeObject } from '@kubernel/sdk';
+import { definePlugin, LEADER_ELECTION_SCHEMA, runWhileLeading, untilAborted, type KubeObject, type LeaderElectionConfig } from '@kubernel/sdk';
 import { createIfMissing, getOrUndefined, PerNamespaceEnsurer } from './namespaced-ensure.js';
 import { replicaSetControllerPlugin, replicationControllerPlugin } from './replicaset.js';
+import { endpointsControllerPlugin } from './endpoints.js';
+import { endpointSliceControllerPlugin } from './endpointslice.js';
+import { garbageCollectorPlugin } from './garbage-collector.js';
+import { deploymentControllerPlugin } from './deployment.js';
+import { namespaceControllerPlugin } from './namespace.js';
+import { nodeLifecycleControllerPlugin } from './node-lifecycle.js';
 
 const nsPath = (ns: string): string => `/api/v1/namespaces/${encodeURIComponent(ns)}`;
 
@@ -27,31 +39,35 @@ export const serviceAccountControllerPlugin = definePlugin({
   configSchema: {
     type: 'object',
     additionalProperties: false,
-    properties: { serviceAccounts: { type: 'array', items: { type: 'string', minLength: 1 }, default: ['default'], description: 'Accounts to keep in every namespace.' } },
+    properties: {
+      serviceAccounts: { type: 'array', items: { type: 'string', minLength: 1 }, default: ['default'], description: 'Accounts to keep in every namespace.' },
+      leaderElection: LEADER_ELECTION_SCHEMA,
+    },
   },
-  async start(handle, config: { serviceAccounts: string[] }, signal) {
+  async start(handle, config: { serviceAccounts: string[]; leaderElection: LeaderElectionConfig }, signal) {
     const namespaces = handle.api.informer('/api/v1/namespaces');
     const accounts = handle.api.informer('/api/v1/serviceaccounts');
     const wanted = new Set(config.serviceAccounts);
-    const loop = new PerNamespaceEnsurer(namespaces, handle.logger, async (ns) => {
-      for (const name of wanted) {
-        if (accounts.get(`${ns}/${name}`)) continue;
-        await createIfMissing(handle.api, `${nsPath(ns)}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace: ns } });
-        handle.logger.info({ namespace: ns, serviceAccount: name }, 'created service account');
-      }
-    });
-    const unsubscribe = [
-      namespaces.subscribe({ add: (n) => loop.enqueue(String(n.metadata?.name)), update: (n) => loop.enqueue(String(n.metadata?.name)) }),
-      accounts.subscribe({ delete: (sa) => wanted.has(String(sa.metadata?.name)) && loop.enqueue(String(sa.metadata?.namespace)) }),
-    ];
     namespaces.run();
     accounts.run();
     await Promise.all([namespaces.waitForSync(signal), accounts.waitForSync(signal)]);
-    for (const n of namespaces.list()) loop.enqueue(String(n.metadata?.name));
     handle.ready();
-    await untilAborted(signal);
-    loop.stop();
-    for (const u of unsubscribe) u();
+    await runWhileLeading(handle.api, config.leaderElection, handle.logger, signal, async (leading) => {
+      const loop = new PerNamespaceEnsurer(namespaces, handle.logger, async (ns) => {
+        for (const name of wanted) {
+          if (accounts.get(`${ns}/${name}`)) continue;
+          await createIfMissing(handle.api, `${nsPath(ns)}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace: ns } });
+          handle.logger.info({ namespace: ns, serviceAccount: name }, 'created service account');
+        }
+      });
+      const unsubscribe = [
+        namespaces.subscribe({ add: (n) => loop.enqueue(String(n.metadata?.name)), update: (n) => loop.enqueue(String(n.metadata?.name)) }),
+        accounts.subscribe({ delete: (sa) => wanted.has(String(sa.metadata?.name)) && loop.enqueue(String(sa.metadata?.namespace)) }),
+      ];
+      await untilAborted(leading);
+      loop.stop();
+      for (const u of unsubscribe) u();
+    });
   },
 });
 
@@ -68,41 +84,119 @@ export const rootCaPublisherPlugin = definePlugin({
   configSchema: {
     type: 'object',
     additionalProperties: false,
-    properties: { rootCAFile: { type: 'string', description: 'PEM file of the CA to publish; default: the CA the API connection trusts.' } },
+    properties: {
+      rootCAFile: { type: 'string', description: 'PEM file of the CA to publish; default: the CA the API connection trusts.' },
+      leaderElection: LEADER_ELECTION_SCHEMA,
+    },
   },
-  async start(handle, config: { rootCAFile?: string }, signal) {
+  async start(handle, config: { rootCAFile?: string; leaderElection: LeaderElectionConfig }, signal) {
     const ca = config.rootCAFile ? await readFile(config.rootCAFile, 'utf8') : handle.api.connection.ca;
     if (!ca) throw new Error('no CA to publish: set rootCAFile (the API connection has no CA)');
     const namespaces = handle.api.informer('/api/v1/namespaces');
     const configMaps = handle.api.informer('/api/v1/configmaps');
     const desired = (ns: string): KubeObject => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: ROOT_CA_CONFIGMAP, namespace: ns, annotations: { 'kubernetes.io/description': 'Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.' } }, data: { 'ca.crt': ca } });
-    const loop = new PerNamespaceEnsurer(namespaces, handle.logger, async (ns) => {
-      const path = `${nsPath(ns)}/configmaps/${ROOT_CA_CONFIGMAP}`;
-      const current = configMaps.get(`${ns}/${ROOT_CA_CONFIGMAP}`) ?? (await getOrUndefined(handle.api, path));
-      if (!current) return createIfMissing(handle.api, `${nsPath(ns)}/configmaps`, desired(ns));
-      if ((current.data as Record<string, string> | undefined)?.['ca.crt'] === ca) return;
-      await handle.api.update(path, { ...current, data: { ...(current.data as object), 'ca.crt': ca } });
-    });
     const mine = (cm: KubeObject): boolean => cm.metadata?.name === ROOT_CA_CONFIGMAP;
-    const unsubscribe = [
-      namespaces.subscribe({ add: (n) => loop.enqueue(String(n.metadata?.name)), update: (n) => loop.enqueue(String(n.metadata?.name)) }),
-      configMaps.subscribe({
-        delete: (cm) => mine(cm) && loop.enqueue(String(cm.metadata?.namespace)),
-        update: (cm) => mine(cm) && loop.enqueue(String(cm.metadata?.namespace)),
-      }),
-    ];
     namespaces.run();
     configMaps.run();
     await Promise.all([namespaces.waitForSync(signal), configMaps.waitForSync(signal)]);
-    for (const n of namespaces.list()) loop.enqueue(String(n.metadata?.name));
     handle.ready();
-    await untilAborted(signal);
-    loop.stop();
-    for (const u of unsubscribe) u();
+    await runWhileLeading(handle.api, config.leaderElection, handle.logger, signal, async (leading) => {
+      const loop = new PerNamespaceEnsurer(namespaces, handle.logger, async (ns) => {
+        const path = `${nsPath(ns)}/configmaps/${ROOT_CA_CONFIGMAP}`;
+        const current = configMaps.get(`${ns}/${ROOT_CA_CONFIGMAP}`) ?? (await getOrUndefined(handle.api, path));
+        if (!current) return createIfMissing(handle.api, `${nsPath(ns)}/configmaps`, desired(ns));
+        if ((current.data as Record<string, string> | undefined)?.['ca.crt'] === ca) return;
+        await handle.api.update(path, { ...current, data: { ...(current.data as object), 'ca.crt': ca } });
+      });
+      const unsubscribe = [
+        namespaces.subscribe({ add: (n) => loop.enqueue(String(n.metadata?.name)), update: (n) => loop.enqueue(String(n.metadata?.name)) }),
+        configMaps.subscribe({
+          add: (cm) => mine(cm) && loop.enqueue(String(cm.metadata?.namespace)),
+          delete: (cm) => mine(cm) && loop.enqueue(String(cm.metadata?.namespace)),
+          update: (cm) => mine(cm) && loop.enqueue(String(cm.metadata?.namespace)),
+        }),
+      ];
+      await untilAborted(leading);
+      loop.stop();
+      for (const u of unsubscribe) u();
+    });
   },
 });
 
 export { replicaSetControllerPlugin, replicationControllerPlugin, ReplicaReconciler, Expectations, deletionOrder, isActivePod, isPodReady, isPodAvailable, selectorOf, REPLICA_SET, REPLICATION_CONTROLLER, BURST_REPLICAS } from './replicaset.js';
 export type { ReplicaKind } from './replicaset.js';
 
-export default [serviceAccountControllerPlugin, rootCaPublisherPlugin, replicaSetControllerPlugin, replicationControllerPlugin];
+export { namespaceControllerPlugin, NamespaceReconciler, discoverNamespaced, deletionConditions, NAMESPACE_FINALIZER } from './namespace.js';
+export { deploymentControllerPlugin, DeploymentReconciler, templateHash, sameTemplate, surgeAndUnavailable, resolveIntOrPercent, REVISION, CHANGE_CAUSE, TEMPLATE_HASH } from './deployment.js';
+
+export { garbageCollectorPlugin, GarbageCollector, OwnerGraph, classifyReferences, decideForDependent, danglingReferences, ownerPhase, ownerStatus, ownerReferencesOf, policyFromFinalizers, FOREGROUND_FINALIZER, ORPHAN_FINALIZER } from './garbage-collector.js';
+export type { GarbageCollectorConfig, Classification, DependentAction, OwnerPhase, OwnerStatus, ResourceInfo } from './garbage-collector.js';
+
+export {
+  endpointsControllerPlugin,
+  EndpointsReconciler,
+  endpointSubsets,
+  desiredEndpoints,
+  truncateSubsets,
+  sameSubsets,
+  endpointsLabels,
+  endpointAddressFor,
+  findPort,
+  serviceSelector,
+  shouldPodBeInEndpoints,
+  podChangeAffectsEndpoints,
+  TriggerTimeTracker,
+  WriteTracker,
+  ENDPOINTS_MANAGED_BY_LABEL,
+  ENDPOINTS_CONTROLLER_NAME,
+  HEADLESS_LABEL,
+  LAST_CHANGE_TRIGGER_TIME_ANNOTATION,
+  OVER_CAPACITY_ANNOTATION,
+  MAX_ENDPOINTS_CAPACITY,
+} from './endpoints.js';
+export type { EndpointAddress, EndpointPort, EndpointSubset } from './endpoints.js';
+export {
+  endpointSliceControllerPlugin,
+  EndpointSliceReconciler,
+  planEndpointSlices,
+  podToSliceEndpoint,
+  endpointSlicePorts,
+  endpointSliceLabels,
+  addressTypesForService,
+  newEndpointSlice,
+  SERVICE_NAME_LABEL,
+  SLICE_MANAGED_BY_LABEL,
+  SLICE_CONTROLLER_NAME,
+  ZONE_LABEL,
+  DEFAULT_MAX_ENDPOINTS_PER_SLICE,
+} from './endpointslice.js';
+export type { AddressType, SliceEndpoint, SlicePort, SlicePlan, SlicePlanOptions } from './endpointslice.js';
+
+export {
+  nodeLifecycleControllerPlugin,
+  NodeLifecycleController,
+  TaintEvictionReconciler,
+  TokenBucket,
+  toleratesTaint,
+  matchingTolerations,
+  minTolerationSeconds,
+  taintAddedAt,
+  evictionDecision,
+  computeZoneState,
+  zoneEvictionRate,
+  planDisruption,
+  observeNodeHealth,
+  markConditionsUnknown,
+  noScheduleTaintsFor,
+  reconcileNoScheduleTaints,
+  swapTaints,
+  zoneKey,
+  NODE_LIFECYCLE_DEFAULTS,
+  NODE_LIFECYCLE_CONFIG_SCHEMA,
+  TAINT_NODE_NOT_READY,
+  TAINT_NODE_UNREACHABLE,
+  TAINT_NODE_UNSCHEDULABLE,
+} from './node-lifecycle.js';
+export type { NodeLifecycleConfig, Taint, Toleration, NodeCondition, ZoneState, EvictionDecision, DisruptionPlan, NodeHealth } from './node-lifecycle.js';
+
+export default [serviceAccountControllerPlugin, rootCaPublisherPlugin, replicaSetControllerPlugin, replicationControllerPlugin, deploymentControllerPlugin, namespaceControllerPlugin, garbageCollectorPlugin, endpointsControllerPlugin, endpointSliceControllerPlugin, nodeLifecycleControllerPlugin];

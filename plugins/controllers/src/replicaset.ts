@@ -13,8 +13,10 @@ import {
   isNotFound,
   labelSelectorMatches,
   mapToOwner,
-  untilAborted,
+  runWhileLeading,
+  LEADER_ELECTION_SCHEMA,
   type ApiClient,
+  type LeaderElectionConfig,
   type Informer,
   type KubeObject,
   type LabelSelector,
@@ -298,13 +300,15 @@ function replicaControllerPlugin(id: string, kind: ReplicaKind, description: str
     configSchema: {
       type: 'object',
       additionalProperties: false,
-      properties: { workers: { type: 'integer', minimum: 1, maximum: 64, default: 5, description: 'Concurrent syncs (Kubernetes --concurrent-replicaset-syncs).' } },
+      properties: {
+        workers: { type: 'integer', minimum: 1, maximum: 64, default: 5, description: 'Concurrent syncs (Kubernetes --concurrent-replicaset-syncs).' },
+        leaderElection: LEADER_ELECTION_SCHEMA,
+      },
     },
-    async start(handle, config: { workers: number }, signal) {
+    async start(handle, config: { workers: number; leaderElection: LeaderElectionConfig }, signal) {
       const owners = handle.api.informer(`${kind.group ? `/apis/${kind.group}/${kind.version}` : '/api/v1'}/${kind.resource}`);
       const pods = handle.api.informer('/api/v1/pods');
       const reconciler = new ReplicaReconciler(kind, handle.api, owners, pods, handle.logger);
-      const controller = new Controller({ name: id, reconciler, workers: config.workers, logger: handle.logger, metrics: handle.metrics });
       const ownerKey = (p: KubeObject): string | undefined => {
         const ref = controllerOf(p);
         return ref && ref.kind === kind.kind ? `${p.metadata?.namespace}/${ref.name}` : undefined;
@@ -320,17 +324,18 @@ function replicaControllerPlugin(id: string, kind: ReplicaKind, description: str
           if (k) reconciler.expectations.deletionObserved(k, `${p.metadata?.namespace}/${p.metadata?.name}`);
         },
       });
-      controller.watch(owners);
-      controller.watch(pods, mapToOwner(kind.kind, kind.group));
-      // Orphans matching a selector wake the owners that could adopt them.
-      controller.watch(pods, (p) => (controllerOf(p) ? [] : owners.byIndex('namespace', String(p.metadata?.namespace)).filter((o) => selectorOf(kind, o)?.(p.metadata?.labels ?? {})).map((o) => ({ namespace: String(o.metadata?.namespace), name: String(o.metadata?.name) }))));
       owners.run();
       pods.run();
       await Promise.all([owners.waitForSync(signal), pods.waitForSync(signal)]);
-      const running = controller.run(signal);
       handle.ready();
-      await untilAborted(signal);
-      await running;
+      await runWhileLeading(handle.api, config.leaderElection, handle.logger, signal, async (leading) => {
+        const controller = new Controller({ name: id, reconciler, workers: config.workers, logger: handle.logger, metrics: handle.metrics });
+        controller.watch(owners);
+        controller.watch(pods, mapToOwner(kind.kind, kind.group));
+        // Orphans matching a selector wake the owners that could adopt them.
+        controller.watch(pods, (p) => (controllerOf(p) ? [] : owners.byIndex('namespace', String(p.metadata?.namespace)).filter((o) => selectorOf(kind, o)?.(p.metadata?.labels ?? {})).map((o) => ({ namespace: String(o.metadata?.namespace), name: String(o.metadata?.name) }))));
+        await controller.run(leading);
+      });
       unsubscribe();
     },
   });

@@ -244,7 +244,11 @@ export class ApiClient {
   private open(method: string, path: string, options: RequestOptions): Promise<IncomingMessage> {
     const body = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
     const headers: Record<string, string> = { accept: 'application/json' };
-    if (body) headers['content-type'] = options.contentType ?? 'application/json';
+    if (body) {
+      headers['content-type'] = options.contentType ?? 'application/json';
+      // Node frames a body of a DELETE only with an explicit length.
+      headers['content-length'] = String(body.length);
+    }
     const token = this.token();
     if (token) headers.authorization = `Bearer ${token}`;
     const send = this.url.protocol === 'https:' ? httpsRequest : httpRequest;

@@ -78,7 +78,8 @@ export const CORE: ResourceDef[] = [
     verbs: ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'],
     defaults: (o) => {
       o.spec ??= {};
-      o.spec.finalizers ??= ['kubernetes'];
+      // Only a new namespace gets the finalizer; later, only namespaces/<name>/finalize changes it.
+      if (!o.metadata.resourceVersion) o.spec.finalizers ??= ['kubernetes'];
       o.status ??= {};
       o.status.phase ??= 'Active';
       o.metadata.labels = { ...(o.metadata.labels ?? {}), 'kubernetes.io/metadata.name': o.metadata.name };
