@@ -150,6 +150,10 @@ for (const [name, def] of Object.entries(definitions)) {
   if (/^io\.k8s\.api\.admissionregistration\.v[^.]+\.(Named)?RuleWithOperations$/.test(name)) Object.assign(def.properties, RULE_FIELDS);
 }
 
+// A RawExtension holds any JSON (ControllerRevision.data, ...): keep what it carries.
+const raw = definitions['io.k8s.apimachinery.pkg.runtime.RawExtension'];
+if (raw) raw['x-kubernetes-preserve-unknown-fields'] = true;
+
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, JSON.stringify({ source: `kubernetes-types@${version}`, definitions }));
 console.error(`gen-k8s-schemas: ${Object.keys(definitions).length} definitions from kubernetes-types@${version} -> ${relative(root, out)}`);

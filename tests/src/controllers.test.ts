@@ -111,6 +111,51 @@ describe('controllers on the default distribution (kubectl)', function () {
     await until(async () => (await c.request('GET', '/api/v1/namespaces/doomed')).status === 404, 15_000, 'the namespace to go');
   });
 
+  it('kubectl drain evicts through pods/eviction and respects a PodDisruptionBudget', async () => {
+    for (const n of ['drain-1', 'drain-2']) {
+      const t = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+      await c.request('POST', '/api/v1/nodes', j({ apiVersion: 'v1', kind: 'Node', metadata: { name: n }, status: { conditions: [{ type: 'Ready', status: 'True', lastHeartbeatTime: t, lastTransitionTime: t }] } }));
+    }
+    // The test plays scheduler and kubelet: unbound pods of app=drain go to the first schedulable node and become Ready; deleted ones finish terminating.
+    let playing = true;
+    const play = (async () => {
+      while (playing) {
+        const all = ((await c.request('GET', '/api/v1/namespaces/rs/pods?labelSelector=app%3Ddrain')).json() as Json).items as Json[];
+        for (const p of all) {
+          if (p.metadata.deletionTimestamp) {
+            // The kubelet's part of a graceful deletion: the containers are gone, the pod may go.
+            await c.request('DELETE', `/api/v1/namespaces/rs/pods/${p.metadata.name}?gracePeriodSeconds=0`);
+          } else if (!p.spec.nodeName) {
+            const nodes = ((await c.request('GET', '/api/v1/nodes')).json() as Json).items as Json[];
+            const target = nodes.find((n) => n.metadata.name.startsWith('drain-') && !n.spec?.unschedulable);
+            if (target) await c.request('POST', `/api/v1/namespaces/rs/pods/${p.metadata.name}/binding`, j({ apiVersion: 'v1', kind: 'Binding', metadata: { name: p.metadata.name }, target: { apiVersion: 'v1', kind: 'Node', name: target.metadata.name } }));
+          } else if (!p.status?.conditions?.some((x: Json) => x.type === 'Ready' && x.status === 'True')) {
+            const t = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+            await c.request('PUT', `/api/v1/namespaces/rs/pods/${p.metadata.name}/status`, j({ ...p, status: { ...p.status, phase: 'Running', conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: t }] } }));
+          }
+        }
+        await sleep(100);
+      }
+    })();
+    try {
+      await c.ok(['-n', 'rs', 'apply', '-f', '-'], rs('drain', 2, 'drain'));
+      await c.ok(['-n', 'rs', 'create', 'pdb', 'drain', '--selector=app=drain', '--min-available=2']);
+      await until(async () => (await c.ok(['-n', 'rs', 'get', 'pdb', 'drain', '-o', 'jsonpath={.status.currentHealthy}/{.status.disruptionsAllowed}'])) === '2/0', 20_000, 'the budget to count 2 healthy pods');
+      const blocked = await c.kubectl(['drain', 'drain-1', '--timeout=4s', '--ignore-daemonsets']);
+      expect(blocked.code).to.not.equal(0);
+      expect(blocked.stderr).to.contain('Cannot evict pod as it would violate the pod\'s disruption budget.');
+      expect(await pods('rs', 'app=drain')).to.have.length(2);
+      await c.ok(['-n', 'rs', 'patch', 'pdb', 'drain', '--type=merge', '-p', j({ spec: { minAvailable: 1 } })]);
+      const drained = await c.kubectl(['drain', 'drain-1', '--timeout=60s', '--ignore-daemonsets']);
+      expect(drained.code, drained.stderr).to.equal(0);
+      expect(drained.stdout).to.contain('node/drain-1 drained');
+      expect((await pods('rs', 'app=drain')).map((p) => p.spec.nodeName)).to.deep.equal(['drain-2', 'drain-2']);
+    } finally {
+      playing = false;
+      await play;
+    }
+  });
+
   it('keeps a ReplicationController at its replica count', async () => {
     await c.ok(['-n', 'rs', 'apply', '-f', '-'], j({ apiVersion: 'v1', kind: 'ReplicationController', metadata: { name: 'legacy' }, spec: { replicas: 2, selector: { app: 'legacy' }, template: { metadata: { labels: { app: 'legacy' } }, spec: { containers: [{ name: 'c', image: 'busybox' }] } } } }));
     await until(async () => (await pods('rs', 'app=legacy')).length === 2, 10_000, '2 pods');

@@ -28,6 +28,8 @@ export function apiResourceList(registry: ResourceRegistry, group: string, versi
     if (d.statusSubresource) resources.push({ name: `${d.plural}/status`, singularName: '', namespaced: d.namespaced, kind: d.kind, verbs: ['get', 'patch', 'update'] });
     if (d.scale) resources.push({ name: `${d.plural}/scale`, singularName: '', namespaced: d.namespaced, group: 'autoscaling', version: 'v1', kind: 'Scale', verbs: ['get', 'patch', 'update'] });
     if (d.kind === 'Pod' && d.group === '') resources.push({ name: 'pods/binding', singularName: '', namespaced: true, kind: 'Binding', verbs: ['create'] });
+    if (d.kind === 'Pod' && d.group === '') resources.push({ name: 'pods/eviction', singularName: '', namespaced: true, group: 'policy', version: 'v1', kind: 'Eviction', verbs: ['create'] });
+    if (d.kind === 'Namespace' && d.group === '') resources.push({ name: 'namespaces/finalize', singularName: '', namespaced: false, kind: 'Namespace', verbs: ['update'] });
   }
   return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: group ? `${group}/${version}` : version, resources };
 }
@@ -84,6 +86,8 @@ export function aggregatedDiscovery(registry: ResourceRegistry, core: boolean, v
         if (d.statusSubresource) subresources.push({ subresource: 'status', responseKind: { group, version: v, kind: d.kind }, verbs: ['get', 'patch', 'update'] });
         if (d.scale) subresources.push({ subresource: 'scale', responseKind: { group: 'autoscaling', version: 'v1', kind: 'Scale' }, verbs: ['get', 'patch', 'update'] });
         if (d.kind === 'Pod' && d.group === '') subresources.push({ subresource: 'binding', responseKind: { group: '', version: 'v1', kind: 'Binding' }, verbs: ['create'] });
+        if (d.kind === 'Pod' && d.group === '') subresources.push({ subresource: 'eviction', responseKind: { group: 'policy', version: 'v1', kind: 'Eviction' }, verbs: ['create'] });
+        if (d.kind === 'Namespace' && d.group === '') subresources.push({ subresource: 'finalize', responseKind: { group: '', version: 'v1', kind: 'Namespace' }, verbs: ['update'] });
         return {
           resource: d.plural,
           responseKind: { group, version: v, kind: d.kind },

@@ -10,6 +10,7 @@ import { AdmissionDenied, type AdmissionRequest } from '@kubernel/sdk';
 import type { RequestChain, UserInfo } from './chain.js';
 import { jsonPatch, mergePatch, PATCH_TYPES, strategicMergePatch } from './patch.js';
 import { listPrefix, storeKey } from './registry.js';
+import { selectorMatches } from './builtin/rules.js';
 import type { RequestInfo } from './request-info.js';
 import { apiVersionOf, type HookContext, type Obj, type ResourceDef } from './resource.js';
 import { fieldPath, type Schemas } from './schemas.js';
@@ -102,6 +103,7 @@ export class RestHandlers {
   async create(r: RestRequest): Promise<Reply> {
     const { def, info } = r;
     if (info.subresource === 'binding' && def.kind === 'Pod') return this.bind(r);
+    if (info.subresource === 'eviction' && def.kind === 'Pod' && def.group === '') return this.evict(r);
     if (info.subresource) throw methodNotAllowed('create', `${def.plural}/${info.subresource}`);
     if (info.name) throw methodNotAllowed('create', `${def.plural}/${info.name}`);
     const dryRun = this.dryRun(r.query);
@@ -570,6 +572,70 @@ export class RestHandlers {
   }
 
   /** POST pods/<name>/binding: assigns a pod to a node, once. */
+  /**
+   * `pods/<name>/eviction` (policy/v1 Eviction): deletes the pod unless that would break its
+   * PodDisruptionBudget: 429 TooManyRequests naming the budget when `disruptionsAllowed` is 0
+   * (or its status is not current); otherwise the budget's `disruptionsAllowed` goes down and the
+   * pod is recorded in `disruptedPods` by compare-and-swap before the pod is deleted, so two
+   * concurrent evictions never spend the same disruption. `kubectl drain` uses this.
+   */
+  private async evict(r: RestRequest): Promise<Reply> {
+    const body = isObject(r.body) ? r.body : {};
+    if (body.kind !== undefined && body.kind !== 'Eviction') throw badRequest(`the body of an eviction must be an Eviction, not ${String(body.kind)}`);
+    const name = r.info.name!;
+    if (isObject(body.metadata) && body.metadata.name !== undefined && body.metadata.name !== name) {
+      throw badRequest(`name in URL does not match name in Eviction object`);
+    }
+    const namespace = r.info.namespace!;
+    const deleteOptions = isObject(body.deleteOptions) ? body.deleteOptions : {};
+    const deleteReq: RestRequest = { ...r, info: { ...r.info, subresource: undefined, verb: 'delete' }, body: { ...deleteOptions, kind: 'DeleteOptions' } };
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const podEntry = await this.load({ ...r, info: { ...r.info, subresource: undefined } }, true);
+      const pod = podEntry.value as Obj;
+      if (evictionIgnoresBudget(pod)) return this.evicted(await this.delete(deleteReq));
+      const { items } = await this.store.list(`${PDB_PREFIX}${namespace}/`);
+      const budgets = items.filter((e) => selectorMatches((e.value as Obj).spec?.selector, pod.metadata.labels));
+      if (budgets.length === 0) return this.evicted(await this.delete(deleteReq));
+      if (budgets.length > 1) throw new ApiError(500, 'InternalError', 'This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.');
+      const entry = budgets[0]!;
+      const pdb = clone(entry.value as Obj);
+      const status = (pdb.status ?? {}) as Obj;
+      const refuse = (message: string): never => {
+        throw new ApiError(429, 'TooManyRequests', 'Cannot evict pod as it would violate the pod\'s disruption budget.', {
+          causes: [{ reason: 'DisruptionBudget', message, field: '' }],
+        });
+      };
+      // An unhealthy pod may go when the budget is met anyway (unhealthyPodEvictionPolicy IfHealthyBudget, the default; AlwaysAllow lets it go regardless).
+      if (!podReady(pod) && (pdb.spec?.unhealthyPodEvictionPolicy === 'AlwaysAllow' || Number(status.currentHealthy ?? 0) >= Number(status.desiredHealthy ?? 0))) {
+        if (status.observedGeneration !== undefined && status.observedGeneration >= (pdb.metadata.generation ?? 1)) return this.evicted(await this.delete(deleteReq));
+      }
+      if (status.observedGeneration === undefined || status.observedGeneration < (pdb.metadata.generation ?? 1)) {
+        refuse(`The disruption budget ${pdb.metadata.name} is still being processed by the server.`);
+      }
+      const allowed = Number(status.disruptionsAllowed ?? 0);
+      if (allowed <= 0) refuse(`The disruption budget ${pdb.metadata.name} needs ${status.desiredHealthy ?? 0} healthy pods and has ${status.currentHealthy ?? 0} currently`);
+      const disrupted = { ...((status.disruptedPods ?? {}) as Record<string, string>) };
+      if (Object.keys(disrupted).length >= 2000) refuse(`DisruptedPods map too big - too many evictions not confirmed by PDB controller`);
+      const now = Date.now();
+      for (const [p, t] of Object.entries(disrupted)) if (now - Date.parse(t) > DISRUPTED_POD_TTL_MS) delete disrupted[p];
+      disrupted[name] = nowRfc3339();
+      pdb.status = { ...status, disruptionsAllowed: allowed - 1, disruptedPods: disrupted };
+      if (this.dryRun(r.query)) return this.evicted({ status: 200, body: pod });
+      try {
+        await this.store.update(entry.key, pdb, entry.revision);
+      } catch (err) {
+        if (err instanceof ConflictError) continue;
+        throw err;
+      }
+      return this.evicted(await this.delete(deleteReq));
+    }
+    throw conflict('poddisruptionbudgets', 'policy', '', 'the disruption budget kept changing; try again');
+  }
+
+  private evicted(_reply: Reply): Reply {
+    return { status: 201, body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 } };
+  }
+
   private async bind(r: RestRequest): Promise<Reply> {
     const body = r.body;
     if (!isObject(body) || !isObject(body.target) || typeof body.target.name !== 'string' || body.target.name === '') {
@@ -592,6 +658,20 @@ export class RestHandlers {
     return { status: 201, body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 } };
   }
 }
+
+const PDB_PREFIX = '/registry/policy/poddisruptionbudgets/';
+
+/** Kubernetes keeps a disrupted pod in a budget's status this long before it counts again. */
+const DISRUPTED_POD_TTL_MS = 2 * 60_000;
+
+/** A pod whose eviction needs no budget: done, not yet running, or already going. */
+function evictionIgnoresBudget(pod: Obj): boolean {
+  return ['Succeeded', 'Failed', 'Pending'].includes(String(pod.status?.phase)) || Boolean(pod.metadata?.deletionTimestamp);
+}
+
+const podReady = (pod: Obj): boolean => ((pod.status?.conditions ?? []) as Obj[]).some((c) => c?.type === 'Ready' && c?.status === 'True');
+
+export { PDB_PREFIX };
 
 /** Structural equality of JSON values. */
 export function deepEqual(a: unknown, b: unknown): boolean {

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
+import { chmodSync, rmSync } from 'node:fs';
 import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { createMetrics, describeError, type AuthenticationRequest, type AuthorizationAttributes, type AuthorizationDecision, type CertificateSubject, type Counter, type NonResourceRule, type ResourceRule, type SubjectRules, type Gauge, type Histogram, type Logger, type Registry } from '@kubernel/sdk';
@@ -59,6 +60,12 @@ export interface ApiServerOptions {
    * behind an explicit flag; never on a non-loopback address.
    */
   readonly insecurePort?: number;
+  /**
+   * Also serve plain HTTP on this Unix domain socket (mode 0600, owner only) for the process's own
+   * plugins: requests authenticate as on the TLS port (the loopback token), without TLS's cost on
+   * every in-process controller request.
+   */
+  readonly loopbackSocket?: string;
   /** The service-account token issuer (TokenRequest and issuer discovery); absent: neither is served. */
   readonly serviceAccountTokens?: ServiceAccountTokens;
   /** Where audit events go, with their policy; no auditing when absent. */
@@ -216,6 +223,7 @@ export class ApiServer {
   address = '';
   /** `127.0.0.1:port` of the insecure port, when one was asked for. */
   insecureAddress = '';
+  private loopbackServer?: Server;
   private insecureServer?: Server;
   private readonly unsecured = new WeakSet<IncomingMessage>();
   /** Audit records of requests in flight, by request and by response. */
@@ -285,6 +293,22 @@ export class ApiServer {
       this.insecureAddress = `127.0.0.1:${(insecure.address() as AddressInfo).port}`;
       this.log.warn({ address: this.insecureAddress }, `insecure port: plain HTTP on ${this.insecureAddress}, every request as system:unsecured (system:masters)`);
     }
+    const socket = this.options.loopbackSocket;
+    if (socket !== undefined) {
+      rmSync(socket, { force: true });
+      const local = createServer({ requestTimeout: 0, keepAliveTimeout: 65_000 }, handler);
+      this.loopbackServer = local;
+      const umask = process.umask(0o177);
+      try {
+        await new Promise<void>((resolve, reject) => {
+          local.once('error', reject);
+          local.listen(socket, () => resolve());
+        });
+      } finally {
+        process.umask(umask);
+      }
+      chmodSync(socket, 0o600);
+    }
   }
 
   /** The URL clients use. */
@@ -299,7 +323,7 @@ export class ApiServer {
   async stop(timeoutMs = 10_000): Promise<void> {
     if (!this.server) return;
     this.stopping = true;
-    const servers = [this.server, ...(this.insecureServer ? [this.insecureServer] : [])];
+    const servers = [this.server, ...(this.insecureServer ? [this.insecureServer] : []), ...(this.loopbackServer ? [this.loopbackServer] : [])];
     const closed = Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     for (const w of this.watches) w.stop();
     if (this.inflight > 0) {
@@ -494,6 +518,7 @@ export class ApiServer {
     if (sub === 'scale') return Boolean(def.scale);
     if (sub === 'binding') return def.kind === 'Pod' && def.group === '';
     if (sub === 'finalize') return def.kind === 'Namespace' && def.group === '';
+    if (sub === 'eviction') return def.kind === 'Pod' && def.group === '';
     if (sub === 'token') return def.kind === 'ServiceAccount' && def.group === '' && this.options.serviceAccountTokens !== undefined;
     return false;
   }

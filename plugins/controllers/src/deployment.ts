@@ -144,8 +144,8 @@ export class DeploymentReconciler {
       await this.rollOld(d, newRs, old);
     }
     await this.cleanup(d, old);
-    await this.annotateDeployment(d, newRs);
-    return this.syncStatus(d, newRs, old, { paused: false });
+    const current = await this.annotateDeployment(d, newRs);
+    return this.syncStatus(current, newRs, old, { paused: false });
   }
 
   /** ReplicaSets this Deployment controls, adopting matching orphans and releasing those that stopped matching. */
@@ -262,13 +262,15 @@ export class DeploymentReconciler {
   }
 
   /** The Deployment carries its current revision (`kubectl rollout history` and `undo` read it). */
-  private async annotateDeployment(d: KubeObject, newRs: KubeObject): Promise<void> {
+  private async annotateDeployment(d: KubeObject, newRs: KubeObject): Promise<KubeObject> {
     const revision = String(revisionOf(newRs));
-    if (d.metadata?.annotations?.[REVISION] === revision) return;
+    if (d.metadata?.annotations?.[REVISION] === revision) return d;
     try {
-      await this.api.patch(`/apis/apps/v1/namespaces/${encodeURIComponent(String(d.metadata?.namespace))}/deployments/${encodeURIComponent(String(d.metadata?.name))}`, { metadata: { annotations: { [REVISION]: revision } } });
+      // The patched object (new resourceVersion) is what the status update that follows must build on.
+      return await this.api.patch(`/apis/apps/v1/namespaces/${encodeURIComponent(String(d.metadata?.namespace))}/deployments/${encodeURIComponent(String(d.metadata?.name))}`, { metadata: { annotations: { [REVISION]: revision } } });
     } catch (err) {
       if (!isNotFound(err)) throw err;
+      return d;
     }
   }
 

@@ -13,6 +13,13 @@
  * - `garbage-collector`: deletes objects whose owners are gone; foreground and orphan deletion.
  * - `endpoints-controller`, `endpointslice-controller`: the Endpoints and EndpointSlices of every
  *   Service with a selector, from the pods it selects (readiness, named ports, terminating pods).
+ * - `pod-gc-controller`: deletes terminated pods beyond a threshold, pods of deleted nodes (after a
+ *   quarantine), and terminating pods never scheduled or on out-of-service nodes.
+ * - `disruption-controller`: the status of every PodDisruptionBudget (healthy, desired and expected
+ *   pods, disruptions allowed, disrupted pods), which the eviction subresource enforces.
+ * - `daemonset-controller`: one pod per eligible node (node selector, required node affinity,
+ *   taints and the daemon tolerations), RollingUpdate (maxUnavailable, maxSurge) and OnDelete over
+ *   ControllerRevisions, the status `kubectl rollout status` reads.
  *
  * @packageDocumentation
  */
@@ -26,6 +33,10 @@ import { garbageCollectorPlugin } from './garbage-collector.js';
 import { deploymentControllerPlugin } from './deployment.js';
 import { namespaceControllerPlugin } from './namespace.js';
 import { nodeLifecycleControllerPlugin } from './node-lifecycle.js';
+import { statefulSetControllerPlugin } from './statefulset.js';
+import { podGcControllerPlugin } from './podgc.js';
+import { disruptionControllerPlugin } from './disruption.js';
+import { daemonSetControllerPlugin } from './daemonset.js';
 
 const nsPath = (ns: string): string => `/api/v1/namespaces/${encodeURIComponent(ns)}`;
 
@@ -199,4 +210,112 @@ export {
 } from './node-lifecycle.js';
 export type { NodeLifecycleConfig, Taint, Toleration, NodeCondition, ZoneState, EvictionDecision, DisruptionPlan, NodeHealth } from './node-lifecycle.js';
 
-export default [serviceAccountControllerPlugin, rootCaPublisherPlugin, replicaSetControllerPlugin, replicationControllerPlugin, deploymentControllerPlugin, namespaceControllerPlugin, garbageCollectorPlugin, endpointsControllerPlugin, endpointSliceControllerPlugin, nodeLifecycleControllerPlugin];
+export {
+  podGcControllerPlugin,
+  PodGarbageCollector,
+  OrphanQuarantine,
+  terminatedPodsToDelete,
+  terminatingPodsOnOutOfServiceNodes,
+  unscheduledTerminatingPods,
+  unknownNodeNames,
+  podsOnNodes,
+  byEvictionAndCreation,
+  isPodTerminated,
+  isPodTerminating,
+  isPodEvicted,
+  isNodeReady,
+  nodeHasTaint,
+  withPodCondition,
+  failedStatus,
+  ORPHANED_POD_CONDITION,
+  POD_GC_CONFIG_SCHEMA,
+  POD_GC_CONTROLLER_ID,
+  POD_GC_REASONS,
+  TAINT_NODE_OUT_OF_SERVICE,
+  DISRUPTION_TARGET_CONDITION,
+  DELETION_BY_POD_GC_REASON,
+} from './podgc.js';
+export type { PodGcConfig, PodGarbageCollectorOptions, PassResult, PodCondition } from './podgc.js';
+
+export {
+  disruptionControllerPlugin,
+  DisruptionReconciler,
+  StalePodDisruptionReconciler,
+  ControllerScaleFinder,
+  scaledValue,
+  budgetSelector,
+  podsForBudget,
+  expectedScale,
+  expectedPodCount,
+  buildDisruptedPodMap,
+  countHealthyPods,
+  disruptionsAllowed,
+  setCondition,
+  disruptionAllowedCondition,
+  desiredBudgetStatus,
+  failSafeStatus,
+  staleDisruptionWait,
+  DISRUPTION_CONFIG_SCHEMA,
+  DISRUPTION_CONTROLLER_ID,
+  DELETION_TIMEOUT_MS,
+  STALE_POD_DISRUPTION_TIMEOUT_MS,
+  DISRUPTION_ALLOWED_CONDITION,
+  SUFFICIENT_PODS_REASON,
+  INSUFFICIENT_PODS_REASON,
+  SYNC_FAILED_REASON,
+} from './disruption.js';
+export type { DisruptionConfig, DisruptionReconcilerOptions, BudgetCounts, BudgetEvents, Condition, ControllerScale, ScaleFinder, IntOrPercent } from './disruption.js';
+
+export {
+  statefulSetControllerPlugin,
+  StatefulSetReconciler,
+  planStatefulSet,
+  parseOrdinal,
+  newStatefulSetPod,
+  persistentVolumeClaimsFor,
+  claimOwnersUpToDate,
+  desiredClaimOwnerReferences,
+  newControllerRevision,
+  revisionsToTruncate,
+  createsAtCurrentRevision,
+  completeRollingUpdate,
+  POD_NAME_LABEL,
+  POD_INDEX_LABEL,
+  CONTROLLER_REVISION_HASH_LABEL,
+  STATEFULSET_CONTROLLER_NAME,
+} from './statefulset.js';
+export type { PlannedAction, PlanInput, StatefulSetPlan, ReplicaCounts } from './statefulset.js';
+
+export {
+  daemonSetControllerPlugin,
+  DaemonSetReconciler,
+  FailedPodBackoff,
+  nodeShouldRunDaemonPod,
+  podFitsNode,
+  nodeSelectorTermMatches,
+  daemonPodTolerations,
+  addOrUpdateToleration,
+  untoleratedTaint,
+  replaceNodeNameAffinity,
+  targetNodeName,
+  newDaemonPod,
+  compareDaemonPods,
+  groupPodsByNode,
+  podsShouldBeOnNode,
+  planManage,
+  planRollingUpdate,
+  findUpdatedPodsOnNode,
+  daemonSetCounts,
+  daemonSetStatus,
+  rollingUpdateBudget,
+  daemonSetHash,
+  daemonSetRevisionData,
+  daemonSetRevisionMatches,
+  daemonSetRevisionsToDelete,
+  DAEMONSET_CONTROLLER_ID,
+  CONTROLLER_REVISION_HASH,
+  DAEMON_POD_TOLERATIONS,
+} from './daemonset.js';
+export type { DaemonSetControllerConfig, DaemonSetCounts, ManagePlan, NodeDecision, NodeSelectorRequirement, NodeSelectorTerm, RollingUpdatePlan } from './daemonset.js';
+
+export default [serviceAccountControllerPlugin, rootCaPublisherPlugin, replicaSetControllerPlugin, replicationControllerPlugin, deploymentControllerPlugin, namespaceControllerPlugin, garbageCollectorPlugin, endpointsControllerPlugin, endpointSliceControllerPlugin, nodeLifecycleControllerPlugin, podGcControllerPlugin, disruptionControllerPlugin, statefulSetControllerPlugin, daemonSetControllerPlugin];

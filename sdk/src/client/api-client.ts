@@ -30,6 +30,12 @@ export interface ApiConnection {
   readonly tokenFile?: string;
   /** The namespace the configuration names (kubeconfig context, or the pod's own in cluster). */
   readonly namespace?: string;
+  /**
+   * Send requests as plain HTTP over this Unix domain socket instead of to `server` (the API
+   * server's owner-only loopback socket, for its own process's plugins); `server` still names the
+   * cluster (and `ca` the CA it is known by).
+   */
+  readonly socketPath?: string;
 }
 
 /** Options of the {@link ApiClient}. */
@@ -112,7 +118,7 @@ export class ApiClient {
     options: ApiClientOptions = {},
   ) {
     this.maxRetries = options.maxRetries ?? 5;
-    this.url = new URL(connection.server);
+    this.url = new URL(connection.socketPath ? 'http://localhost' : connection.server);
     this.agent = this.url.protocol === 'https:'
       ? new Agent({ keepAlive: true, maxSockets: 64, ...(connection.ca ? { ca: connection.ca } : {}), ...(connection.cert ? { cert: connection.cert, key: connection.key } : {}) })
       : new HttpAgent({ keepAlive: true, maxSockets: 64 });
@@ -253,7 +259,7 @@ export class ApiClient {
     if (token) headers.authorization = `Bearer ${token}`;
     const send = this.url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise<IncomingMessage>((resolve, reject) => {
-      const req = send(new URL(path, this.url), { method, headers, agent: this.agent, ...(options.signal ? { signal: options.signal } : {}) }, resolve);
+      const req = send(new URL(path, this.url), { method, headers, agent: this.agent, ...(this.connection.socketPath ? { socketPath: this.connection.socketPath } : {}), ...(options.signal ? { signal: options.signal } : {}) }, resolve);
       const timeoutMs = options.timeoutMs ?? 30_000;
       if (timeoutMs > 0) req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${path}: no answer within ${timeoutMs} ms`)));
       req.on('error', reject);

@@ -47,7 +47,9 @@ export interface HttpResult {
 /** One HTTPS request with the given TLS material (no connection reuse). */
 export function httpsCall(url: string, method: string, credentials: Partial<Credentials>, body?: string | Buffer, headers: Record<string, string> = {}): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { method, headers: { 'content-type': 'application/json', ...headers }, ...credentials, agent: false }, (res) => {
+    // An explicit length: Node frames the body of a DELETE only with one.
+    const length = body === undefined ? {} : { 'content-length': String(Buffer.byteLength(body)) };
+    const req = httpsRequest(url, { method, headers: { 'content-type': 'application/json', ...length, ...headers }, ...credentials, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);
