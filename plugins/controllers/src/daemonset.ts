@@ -89,6 +89,7 @@ import {
   type Toleration,
 } from './node-lifecycle.js';
 import { Expectations, isPodAvailable, isPodReady } from './replicaset.js';
+import { canonical, canonicalJson, safeHash } from './util.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Fields = Record<string, any>;
@@ -115,7 +116,6 @@ export const FAILED_POD_BACKOFF_INITIAL_MS = 1_000;
 export const FAILED_POD_BACKOFF_MAX_MS = 15 * 60_000;
 
 const DAEMON_SET = { apiVersion: 'apps/v1', kind: 'DaemonSet' } as const;
-const SAFE = 'bcdfghjklmnpqrstvwxz2456789';
 
 const nameOf = (o: KubeObject): string => String(o.metadata?.name ?? '');
 const uidOf = (o: KubeObject): string => String((o.metadata as Fields | undefined)?.uid ?? '');
@@ -128,13 +128,6 @@ const dsPath = (ns: string, name: string): string => `/apis/apps/v1/namespaces/$
 const revisionPath = (ns: string, name?: string): string => `/apis/apps/v1/namespaces/${encodeURIComponent(ns)}/controllerrevisions${name ? `/${encodeURIComponent(name)}` : ''}`;
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
-/** Objects with keys sorted, so equal values serialise equally. */
-function canonical(o: unknown): unknown {
-  if (Array.isArray(o)) return o.map(canonical);
-  if (typeof o !== 'object' || o === null) return o;
-  return Object.fromEntries(Object.keys(o).sort().map((k) => [k, canonical((o as Fields)[k])]));
-}
-const canonicalJson = (o: unknown): string => JSON.stringify(canonical(o));
 
 // ---------------------------------------------------------------------------------------------
 // Tolerations
@@ -810,15 +803,7 @@ export function statusNeedsUpdate(ds: KubeObject, counts: DaemonSetCounts, obser
  * shape and use are the same.)
  */
 export function daemonSetHash(template: Fields | undefined, collisionCount = 0): string {
-  const text = canonicalJson(template ?? {}) + (collisionCount ? String(collisionCount) : '');
-  let h = 0x811c9dc5;
-  for (const byte of Buffer.from(text)) {
-    h ^= byte;
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  let out = '';
-  for (const ch of String(h)) out += SAFE[ch.charCodeAt(0) % SAFE.length];
-  return out;
+  return safeHash(canonicalJson(template ?? {}) + (collisionCount ? String(collisionCount) : ''));
 }
 
 /** `prefix-hash`, the prefix cut to 223 characters (Kubernetes' `ControllerRevisionName`). */

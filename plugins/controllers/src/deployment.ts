@@ -27,6 +27,7 @@ import {
   type ReconcileResult,
 } from '@kubernel/sdk';
 import { isActivePod } from './replicaset.js';
+import { canonicalJson, safeHash } from './util.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Fields = Record<string, any>;
@@ -37,15 +38,6 @@ export const DESIRED_REPLICAS = 'deployment.kubernetes.io/desired-replicas';
 export const MAX_REPLICAS = 'deployment.kubernetes.io/max-replicas';
 export const CHANGE_CAUSE = 'kubernetes.io/change-cause';
 export const TEMPLATE_HASH = 'pod-template-hash';
-
-const SAFE = 'bcdfghjklmnpqrstvwxz2456789';
-
-/** Objects with keys sorted, so equal templates serialise equally. */
-function canonical(o: unknown): unknown {
-  if (Array.isArray(o)) return o.map(canonical);
-  if (typeof o !== 'object' || o === null) return o;
-  return Object.fromEntries(Object.keys(o).sort().map((k) => [k, canonical((o as Fields)[k])]));
-}
 
 /** A template without the pod-template-hash label (what the Deployment's template is compared with). */
 export function withoutHash(template: Fields | undefined): Fields {
@@ -64,20 +56,11 @@ export function withoutHash(template: Fields | undefined): Fields {
  * from a kube-controller-manager's; the shape and use are the same.)
  */
 export function templateHash(template: Fields | undefined, collisionCount = 0): string {
-  const text = JSON.stringify(canonical(withoutHash(template))) + (collisionCount ? String(collisionCount) : '');
-  let h = 0x811c9dc5;
-  for (const byte of Buffer.from(text)) {
-    h ^= byte;
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  // As Kubernetes: the decimal text of the hash, each character mapped through the safe alphabet.
-  let out = '';
-  for (const ch of String(h)) out += SAFE[ch.charCodeAt(0) % SAFE.length];
-  return out;
+  return safeHash(canonicalJson(withoutHash(template)) + (collisionCount ? String(collisionCount) : ''));
 }
 
 /** True when two templates are the same apart from the pod-template-hash label. */
-export const sameTemplate = (a: Fields | undefined, b: Fields | undefined): boolean => JSON.stringify(canonical(withoutHash(a))) === JSON.stringify(canonical(withoutHash(b)));
+export const sameTemplate = (a: Fields | undefined, b: Fields | undefined): boolean => canonicalJson(withoutHash(a)) === canonicalJson(withoutHash(b));
 
 /** Resolves an int-or-percent against `total` (percentages round up for surge, down for unavailability, as Kubernetes). */
 export function resolveIntOrPercent(value: unknown, total: number, roundUp: boolean): number {
@@ -432,7 +415,7 @@ export class DeploymentReconciler {
       }
     }
     status.conditions = [...conditions.values()].sort((a, b) => (a.type === 'Available' ? -1 : b.type === 'Available' ? 1 : 0));
-    if (JSON.stringify(canonical(status)) !== JSON.stringify(canonical(previous))) {
+    if (canonicalJson(status) !== canonicalJson(previous)) {
       try {
         await this.api.update(`/apis/apps/v1/namespaces/${encodeURIComponent(String(d.metadata?.namespace))}/deployments/${encodeURIComponent(String(d.metadata?.name))}/status`, { ...d, status });
       } catch (err) {

@@ -45,6 +45,7 @@ import {
   type ReconcileResult,
 } from '@kubernel/sdk';
 import { isPodReady } from './replicaset.js';
+import { canonical } from './util.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Fields = Record<string, any>;
@@ -294,11 +295,7 @@ export function isNamespaceTerminating(err: unknown): boolean {
 }
 
 /** Objects with their keys sorted, recursively (for comparisons that ignore key order). */
-export function sortKeys(o: unknown): unknown {
-  if (Array.isArray(o)) return o.map(sortKeys);
-  if (typeof o !== 'object' || o === null) return o;
-  return Object.fromEntries(Object.keys(o).sort().map((k) => [k, sortKeys((o as Fields)[k])]));
-}
+export const sortKeys = canonical;
 
 // ---------------------------------------------------------------------------------------------
 // Endpoints.

@@ -24,6 +24,7 @@ import {
   type ObjectKey,
   type ReconcileResult,
 } from '@kubernel/sdk';
+import { canonicalJson } from './util.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Fields = Record<string, any>;
@@ -197,7 +198,7 @@ export class ReplicaReconciler {
     if (failure) conditions.push({ type: 'ReplicaFailure', status: 'True', reason: 'FailedCreate', message: failure, lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') });
     if (conditions.length) status.conditions = conditions;
     for (const f of ['readyReplicas', 'availableReplicas', 'fullyLabeledReplicas'] as const) if (status[f] === 0) delete status[f];
-    if (JSON.stringify(sortKeys(status)) !== JSON.stringify(sortKeys(previous))) {
+    if (canonicalJson(status) !== canonicalJson(previous)) {
       try {
         await this.api.update(`${collectionPath(this.kind, key.namespace)}/${encodeURIComponent(key.name)}/status`, { ...owner, status });
       } catch (err) {
@@ -283,11 +284,6 @@ export class ReplicaReconciler {
   }
 }
 
-function sortKeys(o: unknown): unknown {
-  if (Array.isArray(o)) return o.map(sortKeys);
-  if (typeof o !== 'object' || o === null) return o;
-  return Object.fromEntries(Object.keys(o).sort().map((k) => [k, sortKeys((o as Fields)[k])]));
-}
 
 /** A plugin running the replica controller of `kind`. */
 function replicaControllerPlugin(id: string, kind: ReplicaKind, description: string) {

@@ -78,6 +78,7 @@ import {
   type ReconcileResult,
 } from '@kubernel/sdk';
 import { isPodAvailable, isPodReady } from './replicaset.js';
+import { canonicalJson, safeHash } from './util.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Fields = Record<string, any>;
@@ -95,7 +96,6 @@ export const MAX_BATCH_SIZE = 500;
 
 const SET_API_VERSION = 'apps/v1';
 const SET_KIND = 'StatefulSet';
-const SAFE = 'bcdfghjklmnpqrstvwxz2456789';
 const MAX_INT32 = 2 ** 31 - 1;
 
 const enc = encodeURIComponent;
@@ -109,13 +109,6 @@ const nameOf = (o: KubeObject): string => String(o.metadata?.name ?? '');
 const uidOf = (o: KubeObject): string => String(o.metadata?.uid ?? '');
 const refsOf = (o: KubeObject): OwnerReference[] => (((o.metadata as Fields | undefined)?.ownerReferences ?? []) as OwnerReference[]);
 
-/** Objects with keys sorted, so equal values serialise equally. */
-function canonical(o: unknown): unknown {
-  if (Array.isArray(o)) return o.map(canonical);
-  if (typeof o !== 'object' || o === null) return o;
-  return Object.fromEntries(Object.keys(o).sort().map((k) => [k, canonical((o as Fields)[k])]));
-}
-const canonicalJson = (o: unknown): string => JSON.stringify(canonical(o));
 
 // ---------------------------------------------------------------------------------------------
 // Identity
@@ -374,14 +367,7 @@ export const sameRevisionData = (a: unknown, b: unknown): boolean => canonicalJs
  * Kubernetes' safe alphabet. (Upstream hashes Go's JSON, so values differ; shape and use agree.)
  */
 export function revisionHash(data: unknown, collisionCount = 0): string {
-  let h = 0x811c9dc5;
-  for (const byte of Buffer.from(canonicalJson(data) + String(collisionCount))) {
-    h = Math.imul(h, 0x01000193) >>> 0;
-    h = (h ^ byte) >>> 0;
-  }
-  let out = '';
-  for (const ch of String(h)) out += SAFE[ch.charCodeAt(0) % SAFE.length];
-  return out;
+  return safeHash(canonicalJson(data) + String(collisionCount));
 }
 
 /** `<set>-<hash>`, the set name cut to 223 characters, as upstream. */
