@@ -101,6 +101,16 @@ describe('API semantics over HTTP (kubernel server, small watch cache)', functio
     expect(left.items.map((i) => i.metadata.name)).to.deep.equal(['dc-3']);
   });
 
+  it('treats a uid in an update or patch as a precondition (409 when it is not the object\'s)', async () => {
+    const created = (await c.request('POST', `${ns}/configmaps`, cm('uid-pre'))).json() as Json;
+    const patched = await c.request('PATCH', `${ns}/configmaps/uid-pre`, JSON.stringify({ metadata: { uid: 'not-this-one', labels: { a: 'b' } } }), { 'content-type': 'application/merge-patch+json' });
+    expect(patched.status).to.equal(409);
+    expect(patched.json().message).to.equal(`Operation cannot be fulfilled on configmaps "uid-pre": Precondition failed: UID in precondition: not-this-one, UID in object meta: ${created.metadata.uid}`);
+    const ok = await c.request('PATCH', `${ns}/configmaps/uid-pre`, JSON.stringify({ metadata: { uid: created.metadata.uid, labels: { a: 'b' } } }), { 'content-type': 'application/merge-patch+json' });
+    expect(ok.status).to.equal(200);
+    expect((ok.json() as Json).metadata.labels).to.deep.equal({ a: 'b' });
+  });
+
   it('generates names from generateName', async () => {
     const res = await c.request('POST', `${ns}/configmaps`, JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { generateName: 'gen-' } }));
     expect(res.status).to.equal(201);

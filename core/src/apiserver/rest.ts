@@ -200,6 +200,11 @@ export class RestHandlers {
         throw conflict(def.plural, def.group, info.name!, 'the object has been modified; please apply your changes to the latest version and try again');
       }
       const o = next(clone(old));
+      // A uid in the body is a precondition (kubectl and controllers use it to be sure they change the object they read).
+      const uid = isObject(o.metadata) ? o.metadata.uid : undefined;
+      if (uid !== undefined && uid !== old.metadata.uid) {
+        throw conflict(def.plural, def.group, info.name!, `Precondition failed: UID in precondition: ${String(uid)}, UID in object meta: ${old.metadata.uid}`);
+      }
       this.keepImmutableMeta(o, old);
       if (info.subresource === 'status') {
         const status = o.status;

@@ -125,7 +125,9 @@ export const APPS: ResourceDef[] = [
       s.replicas ??= 1;
       s.podManagementPolicy ??= 'OrderedReady';
       s.revisionHistoryLimit ??= 10;
-      s.updateStrategy ??= { type: 'RollingUpdate', rollingUpdate: { partition: 0 } };
+      s.updateStrategy ??= {};
+      s.updateStrategy.type ??= 'RollingUpdate';
+      if (s.updateStrategy.type === 'RollingUpdate') (s.updateStrategy.rollingUpdate ??= {}).partition ??= 0;
       s.persistentVolumeClaimRetentionPolicy ??= { whenDeleted: 'Retain', whenScaled: 'Retain' };
     },
     validate: validateWorkload,
@@ -143,7 +145,13 @@ export const APPS: ResourceDef[] = [
       defaultTemplate(o);
       const s = o.spec as Obj;
       s.revisionHistoryLimit ??= 10;
-      s.updateStrategy ??= { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } };
+      s.updateStrategy ??= {};
+      s.updateStrategy.type ??= 'RollingUpdate';
+      if (s.updateStrategy.type === 'RollingUpdate') {
+        s.updateStrategy.rollingUpdate ??= {};
+        s.updateStrategy.rollingUpdate.maxUnavailable ??= 1;
+        s.updateStrategy.rollingUpdate.maxSurge ??= 0;
+      }
     },
     validate: validateWorkload,
     validateUpdate: selectorImmutable,
