@@ -89,10 +89,7 @@ import {
   type Toleration,
 } from './node-lifecycle.js';
 import { Expectations, isPodAvailable, isPodReady } from './replicaset.js';
-import { canonical, canonicalJson, safeHash } from './util.js';
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Fields = Record<string, any>;
+import { type Fields, canonical, canonicalJson, safeHash } from './util.js';
 
 // ---------------------------------------------------------------------------------------------
 // Well-known names

@@ -27,10 +27,7 @@ import {
   type ReconcileResult,
 } from '@kubernel/sdk';
 import { isActivePod } from './replicaset.js';
-import { canonicalJson, safeHash } from './util.js';
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Fields = Record<string, any>;
+import { type Fields, canonicalJson, formatTime, safeHash } from './util.js';
 
 export const REVISION = 'deployment.kubernetes.io/revision';
 export const REVISION_HISTORY = 'deployment.kubernetes.io/revision-history';
@@ -87,7 +84,6 @@ const revisionOf = (rs: KubeObject): number => Number(rs.metadata?.annotations?.
 const specReplicas = (rs: KubeObject): number => Number((rs.spec as Fields | undefined)?.replicas ?? 0);
 const statusOf = (rs: KubeObject): Fields => (rs.status ?? {}) as Fields;
 const sum = (list: KubeObject[], f: (rs: KubeObject) => number): number => list.reduce((n, rs) => n + f(rs), 0);
-const now = (): string => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 const rsPath = (ns: string, name?: string): string => `/apis/apps/v1/namespaces/${encodeURIComponent(ns)}/replicasets${name ? `/${encodeURIComponent(name)}` : ''}`;
 
 /** The Deployment reconciler. */
@@ -372,7 +368,7 @@ export class DeploymentReconciler {
     const conditions = new Map<string, Fields>(((previous.conditions ?? []) as Fields[]).map((c) => [c.type, c]));
     const set = (type: string, s: string, reason: string, message: string, touch = true): void => {
       const prev = conditions.get(type);
-      const t = now();
+      const t = formatTime();
       const changed = !prev || prev.status !== s || prev.reason !== reason || prev.message !== message;
       conditions.set(type, {
         type,

@@ -54,9 +54,7 @@ import {
   type Reconciler,
 } from '@kubernel/sdk';
 import { isPodReady } from './replicaset.js';
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Fields = Record<string, any>;
+import { type Fields, formatTime } from './util.js';
 
 /** The plugin id. */
 export const DISRUPTION_CONTROLLER_ID = 'disruption-controller';
@@ -112,9 +110,6 @@ export interface Condition {
 // ---------------------------------------------------------------------------------------------
 // Pure helpers
 // ---------------------------------------------------------------------------------------------
-
-/** RFC 3339 with seconds, as Kubernetes' `metav1.Time`. */
-const formatTime = (ms: number): string => `${new Date(Math.floor(ms)).toISOString().slice(0, 19)}Z`;
 
 /**
  * Kubernetes' `GetScaledValueFromIntOrPercent`: an integer as is, `"N%"` of `total` rounded up

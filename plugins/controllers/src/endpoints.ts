@@ -45,10 +45,7 @@ import {
   type ReconcileResult,
 } from '@kubernel/sdk';
 import { isPodReady } from './replicaset.js';
-import { canonical } from './util.js';
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Fields = Record<string, any>;
+import { type Fields, canonical } from './util.js';
 
 /** Label on Endpoints written by this controller (Kubernetes 1.33's `LabelManagedBy`). */
 export const ENDPOINTS_MANAGED_BY_LABEL = 'endpoints.kubernetes.io/managed-by';

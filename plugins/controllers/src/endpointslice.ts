@@ -62,9 +62,7 @@ import {
   watchPodsForServices,
 } from './endpoints.js';
 import { isPodReady } from './replicaset.js';
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Fields = Record<string, any>;
+import { type Fields } from './util.js';
 
 /** Label naming the Service of an EndpointSlice (`discovery.LabelServiceName`). */
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';

@@ -21,9 +21,7 @@ import {
   type ObjectKey,
   type ReconcileResult,
 } from '@kubernel/sdk';
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Fields = Record<string, any>;
+import { type Fields, formatTime } from './util.js';
 
 /** The finalizer the namespace controller owns. */
 export const NAMESPACE_FINALIZER = 'kubernetes';
@@ -161,7 +159,7 @@ export class NamespaceReconciler {
     const previous = ((ns.status as Fields | undefined)?.conditions ?? []) as Fields[];
     const strip = (cs: Fields[]): string => JSON.stringify(cs.map(({ type, status, reason, message }) => ({ type, status, reason, message })));
     if (strip(previous) === strip(conditions)) return;
-    const t = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    const t = formatTime();
     const stamped = conditions.map((c) => {
       const prev = previous.find((p) => p.type === c.type);
       return { ...c, lastTransitionTime: prev && prev.status === c.status ? prev.lastTransitionTime : t };

@@ -57,9 +57,7 @@ import {
   type ObjectKey,
   type ReconcileResult,
 } from '@kubernel/sdk';
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Fields = Record<string, any>;
+import { type Fields, formatTime } from './util.js';
 
 // ---------------------------------------------------------------------------------------------
 // Well-known names
@@ -193,9 +191,6 @@ const systemClock: Clock = { now: () => Date.now() };
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 // ---------------------------------------------------------------------------------------------
-
-/** RFC 3339 with whole seconds, as a `metav1.Time`. */
-export const formatTime = (ms: number): string => `${new Date(Math.floor(ms)).toISOString().slice(0, 19)}Z`;
 
 const nameOf = (o: KubeObject): string => String(o.metadata?.name ?? '');
 const podNodeName = (p: KubeObject | undefined): string => String((p?.spec as Fields | undefined)?.nodeName ?? '');
@@ -1275,3 +1270,5 @@ export const nodeLifecycleControllerPlugin = definePlugin({
     });
   },
 });
+
+export { formatTime } from './util.js';

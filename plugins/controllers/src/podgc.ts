@@ -34,9 +34,7 @@ import {
   type Logger,
   type Metrics,
 } from '@kubernel/sdk';
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Fields = Record<string, any>;
+import { type Fields, formatTime } from './util.js';
 
 /** The plugin id. */
 export const POD_GC_CONTROLLER_ID = 'pod-gc-controller';
@@ -81,9 +79,6 @@ export const POD_GC_CONFIG_SCHEMA = {
 const phaseOf = (p: KubeObject): string => String((p.status as Fields | undefined)?.phase ?? '');
 const nodeNameOf = (p: KubeObject): string => String((p.spec as Fields | undefined)?.nodeName ?? '');
 const createdAt = (p: KubeObject): number => Date.parse(String(p.metadata?.creationTimestamp ?? '')) || 0;
-
-/** RFC 3339 with seconds, as Kubernetes' `metav1.Time`. */
-export const formatTime = (ms: number): string => `${new Date(Math.floor(ms)).toISOString().slice(0, 19)}Z`;
 
 /** True when the pod is in a terminal phase (`Succeeded` or `Failed`). */
 export const isPodTerminated = (p: KubeObject): boolean => phaseOf(p) === 'Succeeded' || phaseOf(p) === 'Failed';
@@ -409,3 +404,5 @@ export const podGcControllerPlugin = definePlugin({
     });
   },
 });
+
+export { formatTime } from './util.js';

@@ -24,10 +24,7 @@ import {
   type ObjectKey,
   type ReconcileResult,
 } from '@kubernel/sdk';
-import { canonicalJson } from './util.js';
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Fields = Record<string, any>;
+import { type Fields, canonicalJson, formatTime } from './util.js';
 
 /** The resource a replica controller manages. */
 export interface ReplicaKind {
@@ -195,7 +192,7 @@ export class ReplicaReconciler {
     };
     const previous = (owner.status ?? {}) as Fields;
     const conditions = ((previous.conditions ?? []) as Fields[]).filter((c) => c.type !== 'ReplicaFailure');
-    if (failure) conditions.push({ type: 'ReplicaFailure', status: 'True', reason: 'FailedCreate', message: failure, lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') });
+    if (failure) conditions.push({ type: 'ReplicaFailure', status: 'True', reason: 'FailedCreate', message: failure, lastTransitionTime: formatTime() });
     if (conditions.length) status.conditions = conditions;
     for (const f of ['readyReplicas', 'availableReplicas', 'fullyLabeledReplicas'] as const) if (status[f] === 0) delete status[f];
     if (canonicalJson(status) !== canonicalJson(previous)) {

@@ -78,10 +78,7 @@ import {
   type ReconcileResult,
 } from '@kubernel/sdk';
 import { isPodAvailable, isPodReady } from './replicaset.js';
-import { canonicalJson, safeHash } from './util.js';
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Fields = Record<string, any>;
+import { type Fields, canonicalJson, safeHash } from './util.js';
 
 /** The label with the pod's own name (a Service can select one pod of a set with it). */
 export const POD_NAME_LABEL = 'statefulset.kubernetes.io/pod-name';

@@ -5,6 +5,13 @@
  * @module
  */
 
+/** Nested fields of an API object, read defensively (controllers see whatever the API holds). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Fields = Record<string, any>;
+
+/** An RFC 3339 time with second precision, as Kubernetes writes metav1.Time (`now` by default). */
+export const formatTime = (ms: number = Date.now()): string => `${new Date(Math.floor(ms)).toISOString().slice(0, 19)}Z`;
+
 /** `o` with every object's keys sorted, recursively (for comparisons that ignore key order). */
 export function canonical(o: unknown): unknown {
   if (Array.isArray(o)) return o.map(canonical);
