@@ -150,6 +150,7 @@ describe('StatefulSets on the default distribution', function () {
     expect(out).to.contain('partitioned roll out complete: 3 new pods have been updated...');
     expect(await names('web')).to.deep.equal(['web-0', 'web-1', 'web-2']);
     // Every creation came after the predecessor was Running and Ready, in the API server's order.
+    await until(async () => eventsOf('web').some((e) => e.name === 'web-2' && e.ready), 10_000, 'the watch saw web-2 Ready');
     const ready = new Map<string, boolean>();
     for (const e of eventsOf('web')) {
       const k = ordinal(e.name);
@@ -197,7 +198,10 @@ describe('StatefulSets on the default distribution', function () {
     const mark = events.length;
     await c.ok(['-n', NS, 'scale', 'statefulset', 'web', '--replicas=1']);
     await until(async () => (await names('web')).join() === 'web-0', 20_000, 'scaled down to web-0');
-    expect(eventsOf('web', mark).filter((e) => e.type === 'DELETED').map((e) => e.name)).to.deep.equal(['web-2', 'web-1']);
+    // The test's watch may deliver the deletions a little after the list no longer shows the pods.
+    const deleted = (): string[] => eventsOf('web', mark).filter((e) => e.type === 'DELETED').map((e) => e.name);
+    await until(async () => deleted().length >= 2, 10_000, 'the watch saw both deletions');
+    expect(deleted()).to.deep.equal(['web-2', 'web-1']);
     for (const n of [0, 1, 2]) {
       const pvc = await claim(`data-web-${n}`);
       expect(pvc, `claim data-web-${n} kept`).to.not.equal(undefined);
@@ -207,7 +211,9 @@ describe('StatefulSets on the default distribution', function () {
 
     await c.ok(['-n', NS, 'scale', 'statefulset', 'web', '--replicas=3']);
     await rolloutStatus('web');
-    expect(eventsOf('web', mark).filter((e) => e.type === 'ADDED').map((e) => e.name)).to.deep.equal(['web-1', 'web-2']);
+    const added = (): string[] => eventsOf('web', mark).filter((e) => e.type === 'ADDED').map((e) => e.name);
+    await until(async () => added().length >= 2, 10_000, 'the watch saw both creations');
+    expect(added()).to.deep.equal(['web-1', 'web-2']);
     expect(await Promise.all([1, 2].map(async (n) => (await claim(`data-web-${n}`))!.metadata.uid))).to.deep.equal(claimUids);
   });
 
@@ -231,6 +237,7 @@ describe('StatefulSets on the default distribution', function () {
     expect(status.currentRevision).to.equal(status.updateRevision);
     expect(status).to.deep.include({ replicas: 3, readyReplicas: 3, updatedReplicas: 3, currentReplicas: 3 });
     expect((await pods('web')).map((p) => [p.spec.containers[0].image, p.metadata.labels['controller-revision-hash']])).to.deep.equal([0, 1, 2].map(() => ['busybox:1.37', status.updateRevision]));
+    await until(async () => eventsOf('web', mark).filter((e) => e.type === 'DELETED').length >= 3, 10_000, 'the watch saw three deletions');
     const rolled = eventsOf('web', mark);
     expect(rolled.filter((e) => e.type === 'DELETED').map((e) => e.name)).to.deep.equal(['web-2', 'web-1', 'web-0']);
     // Replaying the API server's events: never more than one pod missing or not Ready.

@@ -1205,7 +1205,7 @@ export const daemonSetControllerPlugin = definePlugin({
     const pods = handle.api.informer('/api/v1/pods');
     const nodes = handle.api.informer('/api/v1/nodes');
     const revisions = handle.api.informer('/apis/apps/v1/controllerrevisions');
-    const recorder = new EventRecorder({ api: handle.api, component: DAEMONSET_CONTROLLER_ID, logger: handle.logger });
+    const recorder = new EventRecorder({ api: handle.api, component: DAEMONSET_CONTROLLER_ID, logger: handle.logger, signal });
     const reconciler = new DaemonSetReconciler(handle.api, daemonSets, pods, nodes, revisions, handle.logger, recorder);
     const ownerKey = (p: KubeObject): string | undefined => {
       const ref = controllerOf(p);

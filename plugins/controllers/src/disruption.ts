@@ -574,7 +574,7 @@ export const disruptionControllerPlugin = definePlugin({
     replicaSets.run();
     await Promise.all([budgets.waitForSync(signal), pods.waitForSync(signal), replicaSets.waitForSync(signal)]);
     handle.ready();
-    const recorder = new EventRecorder({ api: handle.api, component: 'controllermanager', logger: handle.logger });
+    const recorder = new EventRecorder({ api: handle.api, component: 'controllermanager', logger: handle.logger, signal });
     await runWhileLeading(handle.api, config.leaderElection, handle.logger, signal, async (leading) => {
       const finder = new ControllerScaleFinder(handle.api, replicaSets);
       const reconciler = new DisruptionReconciler({ api: handle.api, budgets, pods, find: finder.find, events: recorder, logger: handle.logger });

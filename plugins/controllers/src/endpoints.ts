@@ -606,7 +606,7 @@ export const endpointsControllerPlugin = definePlugin({
     const services = handle.api.informer('/api/v1/services');
     const pods = handle.api.informer('/api/v1/pods');
     const endpoints = handle.api.informer('/api/v1/endpoints');
-    const events = new EventRecorder({ api: handle.api, component: ENDPOINTS_CONTROLLER_NAME, logger: handle.logger });
+    const events = new EventRecorder({ api: handle.api, component: ENDPOINTS_CONTROLLER_NAME, logger: handle.logger, signal });
     const reconciler = new EndpointsReconciler(handle.api, services, pods, endpoints, handle.logger, events);
     const observing = endpoints.subscribe({ add: (o) => reconciler.writes.observe(o, false), update: (o) => reconciler.writes.observe(o, false), delete: (o) => reconciler.writes.observe(o, true) });
     for (const i of [services, pods, endpoints]) i.run();

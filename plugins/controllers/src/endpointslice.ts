@@ -558,7 +558,7 @@ export const endpointSliceControllerPlugin = definePlugin({
     const slices = handle.api.informer('/apis/discovery.k8s.io/v1/endpointslices');
     const nodes = handle.api.informer('/api/v1/nodes');
     pods.addIndexer(POD_NODE_NAME_INDEX, (p) => [str(specOf(p).nodeName)]);
-    const events = new EventRecorder({ api: handle.api, component: SLICE_CONTROLLER_NAME, logger: handle.logger });
+    const events = new EventRecorder({ api: handle.api, component: SLICE_CONTROLLER_NAME, logger: handle.logger, signal });
     const reconciler = new EndpointSliceReconciler(handle.api, services, pods, slices, nodes, handle.logger, config.maxEndpointsPerSlice, events);
     const observing = slices.subscribe({ add: (o) => reconciler.writes.observe(o, false), update: (o) => reconciler.writes.observe(o, false), delete: (o) => reconciler.writes.observe(o, true) });
     for (const i of [services, pods, slices, nodes]) i.run();

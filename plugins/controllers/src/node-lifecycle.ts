@@ -1260,8 +1260,8 @@ export const nodeLifecycleControllerPlugin = definePlugin({
     await Promise.all([nodes.waitForSync(signal), leases.waitForSync(signal), pods.waitForSync(signal)]);
     handle.ready();
     const metrics = nodeLifecycleMetrics(handle.metrics);
-    const recorder = new EventRecorder({ api: handle.api, component: NODE_CONTROLLER_COMPONENT, logger: handle.logger });
-    const evictionRecorder = new EventRecorder({ api: handle.api, component: TAINT_EVICTION_COMPONENT, logger: handle.logger });
+    const recorder = new EventRecorder({ api: handle.api, component: NODE_CONTROLLER_COMPONENT, logger: handle.logger, signal });
+    const evictionRecorder = new EventRecorder({ api: handle.api, component: TAINT_EVICTION_COMPONENT, logger: handle.logger, signal });
     const { leaderElection, ...settings } = config;
     if (settings.nodeMonitorGracePeriodSeconds <= settings.nodeMonitorPeriodSeconds) handle.logger.warn(settings, 'nodeMonitorGracePeriodSeconds should be several times nodeMonitorPeriodSeconds');
     await runWhileLeading(handle.api, leaderElection, handle.logger, signal, async (leading) => {

@@ -927,7 +927,7 @@ export const statefulSetControllerPlugin = definePlugin({
     const pods = handle.api.informer('/api/v1/pods');
     const claims = handle.api.informer('/api/v1/persistentvolumeclaims');
     const revisions = handle.api.informer('/apis/apps/v1/controllerrevisions');
-    const events = new EventRecorder({ api: handle.api, component: STATEFULSET_CONTROLLER_NAME, logger: handle.logger });
+    const events = new EventRecorder({ api: handle.api, component: STATEFULSET_CONTROLLER_NAME, logger: handle.logger, signal });
     const reconciler = new StatefulSetReconciler(handle.api, sets, pods, claims, revisions, handle.logger, events);
     for (const i of [sets, pods, claims, revisions]) i.run();
     await Promise.all([sets, pods, claims, revisions].map((i) => i.waitForSync(signal)));

@@ -46,6 +46,26 @@ describe('ApiClient', () => {
     }
   });
 
+  it('close() ends a retry wait and refuses later requests, keeping nothing alive', async () => {
+    const { server, url } = await serve((_req, res) => {
+      res.writeHead(429, { 'retry-after': '10', 'content-type': 'application/json' });
+      res.end(JSON.stringify({ kind: 'Status', reason: 'TooManyRequests', message: 'slow down' }));
+    });
+    try {
+      const client = new ApiClient({ server: url });
+      const started = Date.now();
+      const pending = client.get('/x').catch((e: unknown) => e);
+      await new Promise((r) => setTimeout(r, 200)); // answered 429, now waiting 10 s to retry
+      client.close();
+      const err = (await pending) as Error;
+      expect(Date.now() - started).to.be.below(5_000);
+      expect(err.message).to.match(/API client is closed/);
+      expect(((await client.get('/y').catch((e: unknown) => e)) as Error).message).to.equal('GET /y: the API client is closed');
+    } finally {
+      server.close();
+    }
+  });
+
   it('does not retry errors without Retry-After (a 500 or a 409 is final)', async () => {
     let calls = 0;
     const { server, url } = await serve((_req, res) => {

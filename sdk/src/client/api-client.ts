@@ -107,6 +107,8 @@ export interface RequestOptions {
  */
 export class ApiClient {
   private readonly agent: Agent | HttpAgent;
+  /** Aborted by {@link close}. */
+  private readonly closing = new AbortController();
   private readonly informers = new Map<string, Informer>();
   private readonly url: URL;
 
@@ -127,6 +129,7 @@ export class ApiClient {
   /** Sends one request and resolves with the parsed JSON answer (undefined for an empty body). */
   async request<T = KubeObject>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
     for (let attempt = 0; ; attempt++) {
+      if (this.closing.signal.aborted) throw new Error(`${method} ${path}: the API client is closed`);
       const res = await this.open(method, path, options);
       const chunks: Buffer[] = [];
       for await (const chunk of res) chunks.push(chunk as Buffer);
@@ -134,8 +137,8 @@ export class ApiClient {
       const status = res.statusCode ?? 0;
       if (status >= 200 && status < 300) return (text ? JSON.parse(text) : undefined) as T;
       const wait = retryAfterMs(status, res.headers['retry-after']);
-      if (wait !== undefined && attempt < this.maxRetries && !options.signal?.aborted) {
-        await sleep(wait, options.signal);
+      if (wait !== undefined && attempt < this.maxRetries && !options.signal?.aborted && !this.closing.signal.aborted) {
+        await sleep(wait, options.signal, this.closing.signal);
         continue;
       }
       throw statusError(status, text);
@@ -227,8 +230,13 @@ export class ApiClient {
     return informer as unknown as Informer<T>;
   }
 
-  /** Stops every informer and closes idle connections. */
+  /**
+   * Stops every informer and closes idle connections. Requests made afterwards fail at once, and
+   * a request waiting to retry (after a 429 or 5xx) gives up, so a closed client keeps no timer
+   * or socket alive.
+   */
   close(): void {
+    this.closing.abort();
     for (const i of this.informers.values()) i.stop();
     this.informers.clear();
     this.agent.destroy();
@@ -292,15 +300,15 @@ function retryAfterMs(status: number, header: string | string[] | undefined): nu
   return Math.min(seconds, 10) * 1000;
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+function sleep(ms: number, ...signals: Array<AbortSignal | undefined>): Promise<void> {
   return new Promise((resolve) => {
     const t = setTimeout(done, ms);
     function done(): void {
       clearTimeout(t);
-      signal?.removeEventListener('abort', done);
+      for (const s of signals) s?.removeEventListener('abort', done);
       resolve();
     }
-    signal?.addEventListener('abort', done, { once: true });
+    for (const s of signals) s?.addEventListener('abort', done, { once: true });
   });
 }
 

@@ -261,4 +261,22 @@ describe('EventRecorder', () => {
     await r.flush();
     expect(api.creates.map((c) => (c.body as unknown as CoreEvent).reason)).to.deep.equal(['R0', 'R1']);
   });
+
+  it('stops with its signal: a write waiting to retry gives up with no timer left, later events are dropped', async () => {
+    const stop = new AbortController();
+    const r = new EventRecorder({ api, component: 'web-controller', retryDelayMs: 60_000, signal: stop.signal });
+    api.fail.push(new Error('the API client is closed'));
+    r.event(pod(), 'Normal', 'Started', 'x');
+    while (api.calls.length === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(api.calls).to.have.length(1); // failed; now waiting up to a minute on the real clock
+    const waiting = process.getActiveResourcesInfo().filter((t) => t === 'Timeout').length;
+    stop.abort();
+    await r.flush();
+    expect(process.getActiveResourcesInfo().filter((t) => t === 'Timeout').length).to.be.below(waiting);
+    r.event(pod(), 'Normal', 'Later', 'x');
+    await r.flush();
+    expect(api.calls).to.have.length(1);
+    expect(api.events.size).to.equal(0);
+  });
 });

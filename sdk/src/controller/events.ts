@@ -205,6 +205,12 @@ export interface EventRecorderOptions {
   readonly maxQueued?: number;
   /** The correlation tunables (default: client-go's). */
   readonly correlator?: EventCorrelatorOptions;
+  /**
+   * Stops the recorder when aborted (pass the plugin's stop signal): events recorded afterwards
+   * and writes not yet sent are dropped, a write waiting to retry gives up, so a stopped plugin
+   * keeps no timer alive.
+   */
+  readonly signal?: AbortSignal;
 }
 
 interface Write {
@@ -236,6 +242,7 @@ export class EventRecorder {
   private readonly maxTries: number;
   private readonly retryDelayMs: number;
   private readonly maxQueued: number;
+  private readonly signal?: AbortSignal;
   private tail: Promise<void> = Promise.resolve();
   private queued = 0;
   private lastStamp = 0n;
@@ -249,6 +256,7 @@ export class EventRecorder {
     this.maxTries = Math.max(1, options.maxTries ?? 5);
     this.retryDelayMs = Math.max(0, options.retryDelayMs ?? 10_000);
     this.maxQueued = Math.max(1, options.maxQueued ?? 1000);
+    this.signal = options.signal;
   }
 
   /**
@@ -258,6 +266,7 @@ export class EventRecorder {
    * unusable object or type is logged and ignored.
    */
   event(object: KubeObject, type: EventType, reason: string, message: string): void {
+    if (this.signal?.aborted) return;
     try {
       const name = object?.metadata?.name;
       if (typeof name !== 'string' || name === '') {
@@ -342,11 +351,12 @@ export class EventRecorder {
 
   private async write(write: Write): Promise<void> {
     for (let attempt = 1; ; attempt++) {
+      if (this.signal?.aborted) return;
       try {
         await this.send(write);
         return;
       } catch (err) {
-        if (isAlreadyExists(err)) return;
+        if (isAlreadyExists(err) || this.signal?.aborted) return;
         const retry = !(err instanceof ApiStatusError) || err.code === 429 || err.code >= 500;
         if (!retry) {
           this.warn({ err, ...describe(write.event) }, 'event recorder: the server rejected the event (will not retry)');
@@ -359,7 +369,7 @@ export class EventRecorder {
         this.warn({ err, ...describe(write.event), attempt }, 'event recorder: could not write the event (will retry)');
       }
       // The first wait is randomized so that recorders do not all retry in step after an outage.
-      await clockDelay(this.clock, attempt === 1 ? this.retryDelayMs * Math.random() : this.retryDelayMs);
+      if (!(await clockDelay(this.clock, attempt === 1 ? this.retryDelayMs * Math.random() : this.retryDelayMs, this.signal))) return;
     }
   }
 
