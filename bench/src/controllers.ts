@@ -27,6 +27,12 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>;
 
+/** CPU seconds (user + system) this process has used. */
+function selfCpu(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
 /** CPU seconds (user + system) a process has used, from /proc/<pid>/stat. */
 function cpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -78,6 +84,7 @@ async function main(): Promise<void> {
     const ack = (pod: Json): void => {
       const t = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
       pod.status = { ...pod.status, phase: 'Running', podIP: '10.244.0.2', conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: t }, { type: 'ContainersReady', status: 'True', lastTransitionTime: t }] };
+      if (process.env.NOACK) return;
       void call('PUT', `/api/v1/namespaces/bench/pods/${pod.metadata.name}/status`, pod).catch(() => acked.delete(pod.metadata.uid));
     };
     socket.on('data', (d: Buffer) => {
@@ -115,6 +122,7 @@ async function main(): Promise<void> {
 
     process.stderr.write(`creating a ${REPLICAS}-replica Deployment...\n`);
     const cpu0 = cpuSeconds(server.pid!);
+    const others0 = { nats: cpuSeconds(nats.pid!), bench: selfCpu() };
     const t0 = performance.now();
     await call('POST', '/apis/apps/v1/namespaces/bench/deployments', {
       apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web' },
@@ -124,9 +132,11 @@ async function main(): Promise<void> {
     const createdIn = (Math.max(...created.values()) - t0) / 1000;
     const times = [...created.values()].sort((a, b) => a - b);
     const at = (n: number): string => ((times[Math.min(times.length, n) - 1]! - t0) / 1000).toFixed(2);
+    if (process.env.NOACK) { process.stdout.write(`created ${createdIn.toFixed(2)} s; first ${at(1)} 100th ${at(100)} 500th ${at(500)}; server CPU ${(cpuSeconds(server.pid!) - cpu0).toFixed(1)}\n`); return; }
     await until(() => complete('busybox:1'), 'first rollout available');
     const availableIn = (performance.now() - t0) / 1000;
     const cpu1 = cpuSeconds(server.pid!);
+    const others1 = { nats: cpuSeconds(nats.pid!), bench: selfCpu() };
     const rss1 = rssOf(server.pid);
 
     process.stderr.write('rolling update to a new image...\n');
@@ -137,6 +147,7 @@ async function main(): Promise<void> {
     await until(async () => ((await call('GET', '/api/v1/namespaces/bench/pods?labelSelector=app%3Dweb')).items as Json[]).length === REPLICAS, 'old pods gone');
     const rolledIn = (performance.now() - t1) / 1000;
     const cpu2 = cpuSeconds(server.pid!);
+    const others2 = { nats: cpuSeconds(nats.pid!), bench: selfCpu() };
     const rss2 = rssOf(server.pid);
     socket.destroy();
     // Where the API server's work went: requests by verb and resource over both phases.
@@ -154,9 +165,9 @@ async function main(): Promise<void> {
       `bench/controllers: ${REPLICAS}-replica Deployment, nats-server ${nats.version!.text} with fsync per write, HTTPS, pods acknowledged at once by an in-process hollow kubelet`,
       `  create: ${REPLICAS} pods created in ${createdIn.toFixed(2)} s = ${Math.round(REPLICAS / createdIn)} pods/s (target >= 500 pods/s); all available after ${availableIn.toFixed(2)} s`,
       `          first pod after ${at(1)} s, 100th ${at(100)} s, 500th ${at(500)} s, ${REPLICAS}th ${at(REPLICAS)} s`,
-      `          server CPU ${(cpu1 - cpu0).toFixed(1)} s (${((cpu1 - cpu0) / availableIn).toFixed(2)} cores), RSS ${rss1.rss.toFixed(0)} MiB (peak ${rss1.peak.toFixed(0)})`,
+      `          server CPU ${(cpu1 - cpu0).toFixed(1)} s (${((cpu1 - cpu0) / availableIn).toFixed(2)} cores), RSS ${rss1.rss.toFixed(0)} MiB (peak ${rss1.peak.toFixed(0)}); nats-server CPU ${(others1.nats - others0.nats).toFixed(1)} s, bench process (hollow kubelet) ${(others1.bench - others0.bench).toFixed(1)} s`,
       `  rolling update (maxSurge 25%, maxUnavailable 25%): ${created.size - before} new pods, complete in ${rolledIn.toFixed(2)} s = ${Math.round(REPLICAS / rolledIn)} pods replaced/s`,
-      `          server CPU ${(cpu2 - cpu1).toFixed(1)} s (${((cpu2 - cpu1) / rolledIn).toFixed(2)} cores), RSS ${rss2.rss.toFixed(0)} MiB (peak ${rss2.peak.toFixed(0)})`,
+      `          server CPU ${(cpu2 - cpu1).toFixed(1)} s (${((cpu2 - cpu1) / rolledIn).toFixed(2)} cores), RSS ${rss2.rss.toFixed(0)} MiB (peak ${rss2.peak.toFixed(0)}); nats-server CPU ${(others2.nats - others1.nats).toFixed(1)} s, bench process ${(others2.bench - others1.bench).toFixed(1)} s`,
       '  (the server process holds the API server, the store client and both controllers; the hollow kubelet and this client run in the bench process)',
       `  writes served: ${[...requests].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ')}`,
       `  reproduce: npm run bench:controllers -- --replicas ${REPLICAS}`,

@@ -49,7 +49,7 @@ export type {
 } from './security/contracts.js';
 export { isAuthenticator, isAuthorizer, isAdmission } from './security/contracts.js';
 export { ApiClient, ApiStatusError, isNotFound, isAlreadyExists, isConflict, isGone } from './client/api-client.js';
-export type { ApiConnection, KubeObject, KubeList, WatchEvent, RequestOptions } from './client/api-client.js';
+export type { ApiConnection, ApiTransport, KubeObject, KubeList, WatchEvent, RequestOptions, TransportRequest, TransportResponse, TransportStream } from './client/api-client.js';
 export { Informer, keyOf } from './client/informer.js';
 export type { InformerHandlers } from './client/informer.js';
 export { parseQuantity, formatQuantity, addQuantities, compareQuantities, isQuantity, QuantityError, ZERO_QUANTITY } from './api/quantity.js';

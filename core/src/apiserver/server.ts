@@ -1,9 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
-import { chmodSync, rmSync } from 'node:fs';
-import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import { createMetrics, describeError, type AuthenticationRequest, type AuthorizationAttributes, type AuthorizationDecision, type CertificateSubject, type Counter, type NonResourceRule, type ResourceRule, type SubjectRules, type Gauge, type Histogram, type Logger, type Registry } from '@kubernel/sdk';
+import { createMetrics, describeError, type AuthenticationRequest, type AuthorizationAttributes, type AuthorizationDecision, type Counter, type NonResourceRule, type ResourceRule, type SubjectRules, type Gauge, type Histogram, type Logger, type Registry } from '@kubernel/sdk';
 import {
   ExpiredError,
   InvalidContinueError,
@@ -17,7 +15,8 @@ import {
 } from '../store/index.js';
 import type { NamedCheck } from '../kernel/health-server.js';
 import { ServiceAllocators } from './allocator.js';
-import { readBody, mediaType, parseBody } from './body.js';
+import { mediaType, parseBody } from './body.js';
+import { chunkOf, HttpExchange, LocalTransport, type EventSink, type Exchange } from './exchange.js';
 import { BUILTIN_RESOURCES } from './builtin/index.js';
 import { ANONYMOUS, MASTERS_AUTHORIZER, MASTERS_GROUP, UNSECURED_USER, type RequestChain, type UserInfo } from './chain.js';
 import { aggregatedDiscovery, AGGREGATED_V2, AGGREGATED_V2BETA1, apiGroup, apiGroupList, apiResourceList, apiVersions, wantsAggregated } from './discovery.js';
@@ -60,12 +59,6 @@ export interface ApiServerOptions {
    * behind an explicit flag; never on a non-loopback address.
    */
   readonly insecurePort?: number;
-  /**
-   * Also serve plain HTTP on this Unix domain socket (mode 0600, owner only) for the process's own
-   * plugins: requests authenticate as on the TLS port (the loopback token), without TLS's cost on
-   * every in-process controller request.
-   */
-  readonly loopbackSocket?: string;
   /** The service-account token issuer (TokenRequest and issuer discovery); absent: neither is served. */
   readonly serviceAccountTokens?: ServiceAccountTokens;
   /** Where audit events go, with their policy; no auditing when absent. */
@@ -125,11 +118,6 @@ function toJson(value: unknown): string {
  * (`res.write` would issue four: length, CRLF, data, CRLF).
  */
 const eventChunks = new WeakMap<object, { type: string; chunk: Buffer }>();
-const CRLF = Buffer.from('\r\n');
-function chunkOf(line: string): Buffer {
-  const body = Buffer.from(line);
-  return Buffer.concat([Buffer.from(`${body.length.toString(16)}\r\n`), body, CRLF]);
-}
 function eventChunk(type: string, object: Obj): Buffer {
   if (!Object.isFrozen(object)) return chunkOf(`{"type":"${type}","object":${JSON.stringify(object)}}\n`);
   const cached = eventChunks.get(object);
@@ -156,24 +144,6 @@ function listJson(kind: string, apiVersion: string, metadata: Obj, items: readon
 }
 const ACCEPTED_BODIES = ['application/json', 'application/yaml'];
 
-/** The verified client certificate's subject of a TLS connection (parsed once per connection). */
-const peerSubjects = new WeakMap<object, CertificateSubject | null>();
-function clientCertificateOf(socket: TLSSocket): CertificateSubject | undefined {
-  if (!socket.encrypted) return undefined;
-  let subject = peerSubjects.get(socket);
-  if (subject === undefined) {
-    subject = null;
-    if (socket.authorized) {
-      const peer = socket.getPeerCertificate();
-      const cn = peer?.subject?.CN;
-      const o = peer?.subject?.O;
-      if (typeof cn === 'string' && cn !== '') subject = { commonName: cn, organizations: o === undefined ? [] : Array.isArray(o) ? o : [o] };
-    }
-    peerSubjects.set(socket, subject);
-  }
-  return subject ?? undefined;
-}
-
 /** The authorizer's view of a request. */
 export function attributesOf(user: UserInfo, info: RequestInfo): AuthorizationAttributes {
   return {
@@ -189,6 +159,9 @@ export function attributesOf(user: UserInfo, info: RequestInfo): AuthorizationAt
     name: info.name ?? '',
   };
 }
+
+/** Definitions whose validators are compiled at start rather than on the first request. */
+const WARM_DEFINITIONS = ['io.k8s.api.core.v1.Pod', 'io.k8s.api.apps.v1.ReplicaSet', 'io.k8s.api.apps.v1.Deployment', 'io.k8s.api.core.v1.Node', 'io.k8s.api.coordination.v1.Lease', 'io.k8s.api.core.v1.Event'];
 
 /** A response body that is already JSON text. */
 class RawJson {
@@ -223,11 +196,9 @@ export class ApiServer {
   address = '';
   /** `127.0.0.1:port` of the insecure port, when one was asked for. */
   insecureAddress = '';
-  private loopbackServer?: Server;
   private insecureServer?: Server;
-  private readonly unsecured = new WeakSet<IncomingMessage>();
-  /** Audit records of requests in flight, by request and by response. */
-  private readonly auditRecords = new WeakMap<object, AuditRecord>();
+  /** Audit records of requests in flight. */
+  private readonly auditRecords = new WeakMap<Exchange, AuditRecord>();
 
   constructor(private readonly options: ApiServerOptions) {
     this.log = options.logger.child({ component: 'apiserver' });
@@ -267,7 +238,7 @@ export class ApiServer {
 
   /** Starts listening. */
   async start(): Promise<void> {
-    const handler = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
+    const handler = (req: IncomingMessage, res: ServerResponse): void => void this.handle(new HttpExchange(req, res, false, eventChunk));
     const tls = this.options.tls;
     const server: Server = tls
       ? createTlsServer({ requestTimeout: 0, keepAliveTimeout: 65_000, cert: tls.cert, key: tls.key, ca: tls.clientCa, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' }, handler)
@@ -280,11 +251,10 @@ export class ApiServer {
     const { address, port } = server.address() as AddressInfo;
     this.address = `${address.includes(':') ? `[${address}]` : address}:${port}`;
     this.log.info({ address: this.address }, `API server listening on ${this.address}`);
+    // The workload validators share the pod spec's, whose compilation is the costly one.
+    this.schemas.warm(WARM_DEFINITIONS);
     if (this.options.insecurePort !== undefined) {
-      const insecure = createServer({ requestTimeout: 0, keepAliveTimeout: 65_000 }, (req, res) => {
-        this.unsecured.add(req);
-        void this.handle(req, res);
-      });
+      const insecure = createServer({ requestTimeout: 0, keepAliveTimeout: 65_000 }, (req, res) => void this.handle(new HttpExchange(req, res, true, eventChunk)));
       this.insecureServer = insecure;
       await new Promise<void>((resolve, reject) => {
         insecure.once('error', reject);
@@ -292,22 +262,6 @@ export class ApiServer {
       });
       this.insecureAddress = `127.0.0.1:${(insecure.address() as AddressInfo).port}`;
       this.log.warn({ address: this.insecureAddress }, `insecure port: plain HTTP on ${this.insecureAddress}, every request as system:unsecured (system:masters)`);
-    }
-    const socket = this.options.loopbackSocket;
-    if (socket !== undefined) {
-      rmSync(socket, { force: true });
-      const local = createServer({ requestTimeout: 0, keepAliveTimeout: 65_000 }, handler);
-      this.loopbackServer = local;
-      const umask = process.umask(0o177);
-      try {
-        await new Promise<void>((resolve, reject) => {
-          local.once('error', reject);
-          local.listen(socket, () => resolve());
-        });
-      } finally {
-        process.umask(umask);
-      }
-      chmodSync(socket, 0o600);
     }
   }
 
@@ -323,7 +277,7 @@ export class ApiServer {
   async stop(timeoutMs = 10_000): Promise<void> {
     if (!this.server) return;
     this.stopping = true;
-    const servers = [this.server, ...(this.insecureServer ? [this.insecureServer] : []), ...(this.loopbackServer ? [this.loopbackServer] : [])];
+    const servers = [this.server, ...(this.insecureServer ? [this.insecureServer] : [])];
     const closed = Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     for (const w of this.watches) w.stop();
     if (this.inflight > 0) {
@@ -338,21 +292,30 @@ export class ApiServer {
 
   // ---- request handling ----------------------------------------------------------------------
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /**
+   * The transport for plugins of this process: requests go through the same handling as over
+   * HTTP (authentication by their token, authorization, flow control, admission, audit), without
+   * sockets or HTTP framing; bodies and events cross as JSON text.
+   */
+  localTransport(): LocalTransport {
+    return new LocalTransport({ handle: (ex) => this.handle(ex), json: (o) => toJson(o) });
+  }
+
+  private async handle(ex: Exchange): Promise<void> {
     const started = process.hrtime.bigint();
     const audit = this.options.audit;
     const record: AuditRecord | undefined = audit ? {} : undefined;
     const received = audit ? new Date() : undefined;
-    if (record) this.auditRecords.set(req, record).set(res, record);
-    const raw = req.url ?? '/';
+    if (record) this.auditRecords.set(ex, record);
+    const raw = ex.url;
     const q = raw.indexOf('?');
     const url = { pathname: q < 0 ? raw : raw.slice(0, q), searchParams: new URLSearchParams(q < 0 ? '' : raw.slice(q + 1)) };
     let info: RequestInfo;
     try {
-      info = requestInfo(req.method ?? 'GET', url.pathname, url.searchParams);
+      info = requestInfo(ex.method, url.pathname, url.searchParams);
     } catch {
-      if (!req.complete) req.resume();
-      this.send(res, 400, badRequest('the request path is not valid (bad percent-encoding)').toStatus());
+      ex.discardBody();
+      this.send(ex, 400, badRequest('the request path is not valid (bad percent-encoding)').toStatus());
       return;
     }
     const mutating = ['create', 'update', 'patch', 'delete', 'deletecollection'].includes(info.verb);
@@ -363,24 +326,24 @@ export class ApiServer {
     let code = 200;
     try {
       if (this.stopping) throw unavailable('the API server is shutting down');
-      code = await this.route(req, res, url, info);
+      code = await this.route(ex, url, info);
     } catch (err) {
       const e = this.toApiError(err, info);
       code = e.code;
-      if (!res.headersSent) {
-        if (e.details?.retryAfterSeconds !== undefined) res.setHeader('retry-after', String(e.details.retryAfterSeconds));
-        this.send(res, e.code, e.toStatus());
+      if (!ex.headersSent) {
+        if (e.details?.retryAfterSeconds !== undefined) ex.setHeader('retry-after', String(e.details.retryAfterSeconds));
+        this.send(ex, e.code, e.toStatus());
       }
-      else res.end();
+      else ex.end();
     } finally {
       // A body the request did not get to read (refused before it) is drained, so that the
       // keep-alive connection stays usable instead of being closed under the client.
-      if (!req.complete && !req.readableFlowing) req.resume();
+      ex.discardBody();
       if (audit && record) {
         const level = audit.level(record.user ?? ANONYMOUS, info);
         if (level !== 'None') {
           if (typeof record.responseObject === 'string') record.responseObject = level === 'RequestResponse' ? JSON.parse(record.responseObject) : undefined;
-          audit.write({ level, info, uri: raw, record, code, sourceIP: req.socket.remoteAddress ?? '', userAgent: req.headers['user-agent'], received: received! });
+          audit.write({ level, info, uri: raw, record, code, sourceIP: ex.remoteAddress, userAgent: ex.headers['user-agent'], received: received! });
         }
       }
       this.inflight--;
@@ -407,25 +370,25 @@ export class ApiServer {
     }
   }
 
-  private async route(req: IncomingMessage, res: ServerResponse, url: { pathname: string; searchParams: URLSearchParams }, info: RequestInfo): Promise<number> {
+  private async route(ex: Exchange, url: { pathname: string; searchParams: URLSearchParams }, info: RequestInfo): Promise<number> {
     const path = url.pathname.replace(/\/+$/, '') || '/';
     // Health and version are open to everyone, as in Kubernetes.
     if (path === '/healthz' || path === '/livez' || path === '/readyz' || path.startsWith('/livez/') || path.startsWith('/readyz/') || path.startsWith('/healthz/')) {
-      return this.health(res, path, url.searchParams.has('verbose'));
+      return this.health(ex, path, url.searchParams.has('verbose'));
     }
-    if (path === '/version') return this.send(res, 200, { ...KUBERNETES_VERSION, gitCommit: '', gitTreeState: 'clean', buildDate: '', goVersion: '', compiler: '', platform: `${process.platform}/${process.arch}` });
-    const user = await this.authenticate(req);
+    if (path === '/version') return this.send(ex, 200, { ...KUBERNETES_VERSION, gitCommit: '', gitTreeState: 'clean', buildDate: '', goVersion: '', compiler: '', platform: `${process.platform}/${process.arch}` });
+    const user = await this.authenticate(ex);
     // Priority and fairness: a seat for the request's duration (watches are long-running: exempt).
     const seat = info.verb === 'watch' ? undefined : this.flow.admit(user);
     try {
-      return await this.serve(req, res, url, info, path, user);
+      return await this.serve(ex, url, info, path, user);
     } finally {
       seat?.();
     }
   }
 
-  private async serve(req: IncomingMessage, res: ServerResponse, url: { pathname: string; searchParams: URLSearchParams }, info: RequestInfo, path: string, user: UserInfo): Promise<number> {
-    const record = this.auditRecords.get(req);
+  private async serve(ex: Exchange, url: { pathname: string; searchParams: URLSearchParams }, info: RequestInfo, path: string, user: UserInfo): Promise<number> {
+    const record = this.auditRecords.get(ex);
     if (record) record.user = user;
     try {
       await this.authorize(user, info);
@@ -435,11 +398,10 @@ export class ApiServer {
     }
     if (record) record.decision = 'allow';
     if (path === '/metrics') {
-      res.writeHead(200, { 'content-type': this.options.registry.contentType });
-      res.end(await this.options.registry.metrics());
+      ex.reply(200, { 'content-type': this.options.registry.contentType }, await this.options.registry.metrics());
       return 200;
     }
-    if (!info.isResourceRequest) return this.nonResource(req, res, path);
+    if (!info.isResourceRequest) return this.nonResource(ex, path);
     const def = this.resources.find(info.apiGroup, info.apiVersion, info.resource);
     if (!def) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource', { group: info.apiGroup, kind: info.resource });
     const verbs = def.verbs ?? ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
@@ -449,8 +411,8 @@ export class ApiServer {
       throw badRequest('the namespace of the provided object does not match the namespace sent on the request');
     }
     if (info.subresource && !this.subresourceAllowed(def, info.subresource)) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
-    if (info.verb === 'watch') return this.watch(req, res, { info, def, query: url.searchParams, user, body: undefined });
-    const body = await this.body(req, info);
+    if (info.verb === 'watch') return this.watch(ex, { info, def, query: url.searchParams, user, body: undefined });
+    const body = await this.body(ex, info);
     if (record) record.requestObject = body;
     if (def.review) {
       const o = body as Obj | undefined;
@@ -462,16 +424,16 @@ export class ApiServer {
           return { error: 'the token was not accepted by any authenticator' };
         }
       };
-      return this.send(res, 201, await def.review(o, { user, decide: (a) => this.decide(a), rulesFor: (u, ns) => this.rulesFor(u, ns), authenticateToken }, info.namespace));
+      return this.send(ex, 201, await def.review(o, { user, decide: (a) => this.decide(a), rulesFor: (u, ns) => this.rulesFor(u, ns), authenticateToken }, info.namespace));
     }
-    const r: RestRequest = { info, def, query: url.searchParams, user, body, patchType: mediaType(req.headers['content-type']) };
+    const r: RestRequest = { info, def, query: url.searchParams, user, body, patchType: mediaType(ex.headers['content-type']) };
     const run = async (): Promise<Reply> => {
       switch (info.verb) {
         case 'get':
           return this.rest.get(r);
         case 'list': {
           const { items, meta } = await this.rest.list(r);
-          if (wantsTable(req.headers.accept)) return { status: 200, body: toTable(def, items, meta, url.searchParams.get('includeObject') ?? 'Metadata') };
+          if (wantsTable(ex.headers.accept)) return { status: 200, body: toTable(def, items, meta, url.searchParams.get('includeObject') ?? 'Metadata') };
           return { status: 200, body: new RawJson(listJson(`${def.kind}List`, apiVersionOf(def), meta, items)) };
         }
         case 'create':
@@ -489,8 +451,8 @@ export class ApiServer {
       }
     };
     const reply = await this.withTimeout(run(), url.searchParams.get('timeout'));
-    const out = info.verb === 'get' && wantsTable(req.headers.accept) && !info.subresource ? toTable(def, [reply.body as Obj], {}, url.searchParams.get('includeObject') ?? 'Metadata') : reply.body;
-    return this.send(res, reply.status, out, reply.warnings);
+    const out = info.verb === 'get' && wantsTable(ex.headers.accept) && !info.subresource ? toTable(def, [reply.body as Obj], {}, url.searchParams.get('includeObject') ?? 'Metadata') : reply.body;
+    return this.send(ex, reply.status, out, reply.warnings);
   }
 
   /** TokenRequest: a token for an existing service account, optionally bound to an existing pod, secret or node. */
@@ -523,22 +485,22 @@ export class ApiServer {
     return false;
   }
 
-  private async body(req: IncomingMessage, info: RequestInfo): Promise<unknown> {
+  private async body(ex: Exchange, info: RequestInfo): Promise<unknown> {
     if (!['create', 'update', 'patch', 'delete', 'deletecollection'].includes(info.verb)) return undefined;
-    const raw = await readBody(req, this.options.maxBodyBytes ?? 3 * 1024 * 1024);
-    if (mediaType(req.headers['content-type']) === PROTOBUF && info.verb !== 'patch') {
+    const raw = await ex.readBody(this.options.maxBodyBytes ?? 3 * 1024 * 1024);
+    if (mediaType(ex.headers['content-type']) === PROTOBUF && info.verb !== 'patch') {
       if (raw.length === 0 && (info.verb === 'delete' || info.verb === 'deletecollection')) return undefined;
       this.protobuf ??= new ProtobufDecoder();
       return this.protobuf.decode(raw);
     }
-    if (info.verb === 'delete' || info.verb === 'deletecollection') return raw.length === 0 ? undefined : parseBody(raw, req.headers['content-type'], ACCEPTED_BODIES);
+    if (info.verb === 'delete' || info.verb === 'deletecollection') return raw.length === 0 ? undefined : parseBody(raw, ex.headers['content-type'], ACCEPTED_BODIES);
     if (info.verb === 'patch') {
-      const type = mediaType(req.headers['content-type']);
+      const type = mediaType(ex.headers['content-type']);
       const accepted: string[] = [PATCH_TYPES.json, PATCH_TYPES.merge, PATCH_TYPES.strategic, PATCH_TYPES.apply];
       if (!accepted.includes(type)) return parseBody(raw, type || 'none', accepted);
       return parseBody(raw, type === PATCH_TYPES.apply ? 'application/yaml' : 'application/json');
     }
-    return parseBody(raw, req.headers['content-type'], ACCEPTED_BODIES);
+    return parseBody(raw, ex.headers['content-type'], ACCEPTED_BODIES);
   }
 
   private async withTimeout(work: Promise<Reply>, requested: string | null): Promise<Reply> {
@@ -551,9 +513,9 @@ export class ApiServer {
     }
   }
 
-  private async authenticate(req: IncomingMessage): Promise<UserInfo> {
-    if (this.unsecured.has(req)) return UNSECURED_USER;
-    return this.authenticateRequest({ headers: req.headers, clientCertificate: clientCertificateOf(req.socket as TLSSocket), remoteAddress: req.socket.remoteAddress ?? '' });
+  private async authenticate(ex: Exchange): Promise<UserInfo> {
+    if (ex.unsecured) return UNSECURED_USER;
+    return this.authenticateRequest({ headers: ex.headers, clientCertificate: ex.clientCertificate(), remoteAddress: ex.remoteAddress });
   }
 
   /** Runs the authenticator chain: the first user wins; nobody authenticating is a 401. */
@@ -642,42 +604,42 @@ export class ApiServer {
     });
   }
 
-  private nonResource(req: IncomingMessage, res: ServerResponse, path: string): number {
-    if (req.method !== 'GET' && req.method !== 'HEAD') throw methodNotAllowed(req.method ?? '', path);
-    const accept = req.headers.accept;
+  private nonResource(ex: Exchange, path: string): number {
+    if (ex.method !== 'GET' && ex.method !== 'HEAD') throw methodNotAllowed(ex.method, path);
+    const accept = ex.headers.accept;
     const tokens = this.options.serviceAccountTokens;
-    if (tokens && path === '/.well-known/openid-configuration') return this.send(res, 200, tokens.discovery());
-    if (tokens && path === '/openid/v1/jwks') return this.send(res, 200, tokens.jwks, undefined, 'application/jwk-set+json');
+    if (tokens && path === '/.well-known/openid-configuration') return this.send(ex, 200, tokens.discovery());
+    if (tokens && path === '/openid/v1/jwks') return this.send(ex, 200, tokens.jwks, undefined, 'application/jwk-set+json');
     if (path === '/api' || path === '/apis') {
       const aggregated = wantsAggregated(accept);
       if (aggregated) {
-        return this.send(res, 200, aggregatedDiscovery(this.resources, path === '/api', aggregated), undefined, aggregated === 'v2' ? AGGREGATED_V2 : AGGREGATED_V2BETA1);
+        return this.send(ex, 200, aggregatedDiscovery(this.resources, path === '/api', aggregated), undefined, aggregated === 'v2' ? AGGREGATED_V2 : AGGREGATED_V2BETA1);
       }
-      return this.send(res, 200, path === '/api' ? apiVersions(this.options.advertiseAddress ?? this.address) : apiGroupList(this.resources));
+      return this.send(ex, 200, path === '/api' ? apiVersions(this.options.advertiseAddress ?? this.address) : apiGroupList(this.resources));
     }
-    if (path === '/api/v1') return this.send(res, 200, apiResourceList(this.resources, '', 'v1'));
+    if (path === '/api/v1') return this.send(ex, 200, apiResourceList(this.resources, '', 'v1'));
     const m = /^\/apis\/([^/]+)(?:\/([^/]+))?$/.exec(path);
     if (m) {
       const versions = this.resources.groupVersions().filter((g) => g.group === m[1]).map((g) => g.version);
       if (versions.length === 0) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
-      if (!m[2]) return this.send(res, 200, apiGroup(m[1]!, versions));
+      if (!m[2]) return this.send(ex, 200, apiGroup(m[1]!, versions));
       if (!versions.includes(m[2])) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
-      return this.send(res, 200, apiResourceList(this.resources, m[1]!, m[2]));
+      return this.send(ex, 200, apiResourceList(this.resources, m[1]!, m[2]));
     }
-    if (path === '/openapi/v2') return this.sendText(res, 200, this.openapi.swagger(), JSON_TYPE);
-    if (path === '/openapi/v3') return this.sendText(res, 200, this.openapi.index(), JSON_TYPE);
+    if (path === '/openapi/v2') return this.sendText(ex, 200, this.openapi.swagger(), JSON_TYPE);
+    if (path === '/openapi/v3') return this.sendText(ex, 200, this.openapi.index(), JSON_TYPE);
     if (path.startsWith('/openapi/v3/')) {
       const doc = this.openapi.groupVersion(path.slice('/openapi/v3/'.length));
       if (!doc) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
-      res.setHeader('etag', `"${doc.hash}"`);
-      res.setHeader('cache-control', 'public, immutable');
-      return this.sendText(res, 200, doc.text, JSON_TYPE);
+      ex.setHeader('etag', `"${doc.hash}"`);
+      ex.setHeader('cache-control', 'public, immutable');
+      return this.sendText(ex, 200, doc.text, JSON_TYPE);
     }
-    if (path === '/') return this.send(res, 200, { paths: ['/api', '/api/v1', '/apis', ...this.resources.groupVersions().filter((g) => g.group).map((g) => `/apis/${g.group}/${g.version}`), '/healthz', '/livez', '/metrics', '/openapi/v2', '/openapi/v3', '/readyz', '/version'] });
+    if (path === '/') return this.send(ex, 200, { paths: ['/api', '/api/v1', '/apis', ...this.resources.groupVersions().filter((g) => g.group).map((g) => `/apis/${g.group}/${g.version}`), '/healthz', '/livez', '/metrics', '/openapi/v2', '/openapi/v3', '/readyz', '/version'] });
     throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
   }
 
-  private health(res: ServerResponse, path: string, verbose: boolean): number {
+  private health(ex: Exchange, path: string, verbose: boolean): number {
     const checks: NamedCheck[] = [{ name: 'ping', live: true, ready: true }, ...(this.options.checks?.() ?? [])];
     if (this.stopping) checks.push({ name: 'shutdown', live: true, ready: false, reason: 'the API server is shutting down' });
     const kind = path.startsWith('/readyz') ? 'readyz' : path.startsWith('/livez') ? 'livez' : 'healthz';
@@ -688,18 +650,18 @@ export class ApiServer {
       : ok
         ? 'ok'
         : `${kind} check failed`;
-    return this.sendText(res, ok ? 200 : 500, body, 'text/plain; charset=utf-8');
+    return this.sendText(ex, ok ? 200 : 500, body, 'text/plain; charset=utf-8');
   }
 
   // ---- watch ---------------------------------------------------------------------------------
 
-  private async watch(req: IncomingMessage, res: ServerResponse, r: RestRequest): Promise<number> {
+  private async watch(ex: Exchange, r: RestRequest): Promise<number> {
     const { def, query, info } = r;
     const filter = this.rest.filterOf(def, query);
     const rv = query.get('resourceVersion');
     if (rv && !/^\d+$/.test(rv)) throw badRequest(`invalid resource version: ${rv}`);
     const bookmarks = query.get('allowWatchBookmarks') === 'true';
-    const table = wantsTable(req.headers.accept);
+    const table = wantsTable(ex.headers.accept);
     const include = query.get('includeObject') ?? 'Metadata';
     const min = this.options.minWatchTimeoutSeconds ?? 1800;
     const timeoutSeconds = query.has('timeoutSeconds') ? Number(query.get('timeoutSeconds')) : min * (1 + Math.random());
@@ -715,21 +677,17 @@ export class ApiServer {
       });
     } catch (err) {
       if (!(err instanceof TooOldError)) throw err;
-      res.writeHead(200, { 'content-type': JSON_TYPE, 'cache-control': 'no-cache' });
-      res.end(`${JSON.stringify({ type: 'ERROR', object: new ApiError(410, 'Expired', err.message).toStatus() })}\n`);
+      ex.reply(200, { 'content-type': JSON_TYPE, 'cache-control': 'no-cache' }, `${JSON.stringify({ type: 'ERROR', object: new ApiError(410, 'Expired', err.message).toStatus() })}\n`);
       return 200;
     }
     this.watches.add(watch);
     this.metrics.watchers.inc({ resource: def.plural });
     const timer = setTimeout(() => watch.stop(), Math.max(0, timeoutSeconds) * 1000);
-    const stop = (): void => watch.stop();
-    req.on('close', stop);
-    res.writeHead(200, { 'content-type': JSON_TYPE, 'cache-control': 'no-cache', 'transfer-encoding': 'chunked' });
-    res.flushHeaders();
+    const unsubscribe = ex.onClose(() => watch.stop());
     let first = true;
-    const render = (event: WatchEvent): Buffer => {
+    const send = (sink: EventSink, event: WatchEvent): boolean => {
       if (event.type === 'BOOKMARK') {
-        return eventChunk('BOOKMARK', { kind: def.kind, apiVersion: apiVersionOf(def), metadata: { resourceVersion: String(event.revision) } });
+        return sink.write('BOOKMARK', { kind: def.kind, apiVersion: apiVersionOf(def), metadata: { resourceVersion: String(event.revision) } });
       }
       const value = event.value as Obj;
       let object = value.metadata?.resourceVersion === String(event.revision) ? value : deletedCopy(value, event.revision);
@@ -737,49 +695,50 @@ export class ApiServer {
         object = { kind: 'Table', apiVersion: 'meta.k8s.io/v1', metadata: { resourceVersion: String(event.revision) }, ...(first ? { columnDefinitions: toTable(def, [], {}, include).columnDefinitions } : {}), rows: [tableRow(def, object, include)] };
         first = false;
       }
-      return eventChunk(event.type, object);
+      return sink.write(event.type, object);
     };
+    let sink: EventSink | undefined;
     try {
-      // Events are pushed straight to the socket as framed chunks (no promise per event, one
-      // write per event): cheap for many watchers. The response's own end() closes the stream.
-      const socket = res.socket;
-      if (!socket || socket.destroyed) return 200;
+      // Events are pushed to the client as they come (no promise per event; over HTTP one socket
+      // write per event, its chunk shared by every watcher).
+      sink = ex.stream({ 'content-type': JSON_TYPE, 'cache-control': 'no-cache' });
+      if (!sink) return 200;
+      const out = sink;
       await new Promise<void>((resolve) => {
-        const onDrain = (): void => watch.resume();
-        socket.on('drain', onDrain);
+        const offDrain = out.onDrain(() => watch.resume());
         watch.attach({
-          write: (event) => socket.write(render(event)),
+          write: (event) => send(out, event),
           end: (err) => {
-            if (err instanceof TooOldError) socket.write(chunkOf(`${JSON.stringify({ type: 'ERROR', object: new ApiError(410, 'Expired', err.message).toStatus() })}\n`));
+            if (err instanceof TooOldError) out.write('ERROR', new ApiError(410, 'Expired', err.message).toStatus() as unknown as Obj);
             else if (err) this.log.debug({ err }, 'watch ended');
-            socket.off('drain', onDrain);
+            offDrain();
             resolve();
           },
         });
       });
     } finally {
       clearTimeout(timer);
-      req.off('close', stop);
+      unsubscribe();
+      watch.stop();
       this.watches.delete(watch);
       this.metrics.watchers.dec({ resource: def.plural });
-      res.end();
+      sink?.end();
     }
     return 200;
   }
 
   // ---- responses -----------------------------------------------------------------------------
 
-  private send(res: ServerResponse, status: number, body: unknown, warnings?: readonly string[], type = JSON_TYPE): number {
-    const record = this.auditRecords.get(res);
+  private send(ex: Exchange, status: number, body: unknown, warnings?: readonly string[], type = JSON_TYPE): number {
+    const record = this.auditRecords.get(ex);
     if (record) record.responseObject = body instanceof RawJson ? body.text : body;
-    return this.sendText(res, status, body instanceof RawJson ? body.text : toJson(body), type, warnings);
+    return this.sendText(ex, status, body instanceof RawJson ? body.text : toJson(body), type, warnings);
   }
 
-  private sendText(res: ServerResponse, status: number, text: string, type: string, warnings?: readonly string[]): number {
+  private sendText(ex: Exchange, status: number, text: string, type: string, warnings?: readonly string[]): number {
     const headers: Record<string, string | string[]> = { 'content-type': type, 'cache-control': 'no-cache, private' };
     if (warnings && warnings.length > 0) headers.warning = warnings.map((w) => `299 - ${JSON.stringify(w)}`);
-    res.writeHead(status, headers);
-    res.end(text);
+    ex.reply(status, headers, text);
     return status;
   }
 

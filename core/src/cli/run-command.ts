@@ -235,7 +235,6 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
       authorizers: () => (alwaysAllow ? [ALWAYS_ALLOW] : [MASTERS_AUTHORIZER, ...kernel.extensions('authorizer')]),
       admission: () => kernel.extensions('admission'),
     };
-    const loopbackSocket = join(dataDir, 'apiserver.sock');
     try {
       api = new ApiServer({
         store: store.store,
@@ -251,8 +250,6 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
         ...(opts.insecurePort !== undefined ? { insecurePort: Number(opts.insecurePort) } : {}),
         maxInflight: Number(opts.maxRequestsInflight ?? 400) + Number(opts.maxMutatingRequestsInflight ?? 200),
         serviceNodePortRange: [ports[0]!, ports[1]!],
-        // In-process plugins reach the API server over an owner-only Unix socket (no TLS per request).
-        ...(loopbackSocket.length < 100 ? { loopbackSocket } : {}),
         chain,
         checks: () => checks(),
       });
@@ -261,7 +258,8 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
       await bootstrapCluster(store.store, api.allocators, { ip: opts.advertiseAddress ?? (host === '0.0.0.0' ? '127.0.0.1' : host), port }, logger);
       // In-process plugins talk to the API server as its loopback identity.
       const loopbackHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-      apiClient = new ApiClient({ server: `https://${loopbackHost}:${port}`, ca: pki.ca.cert, token: loopbackToken, ...(loopbackSocket.length < 100 ? { socketPath: loopbackSocket } : {}) });
+      // ...through the API server's in-process transport: the same request handling, no sockets.
+      apiClient = new ApiClient({ server: `https://${loopbackHost}:${port}`, ca: pki.ca.cert, token: loopbackToken, transport: api.localTransport() });
       kernel.connectApi(apiClient);
       await writeKubeconfig(join(dataDir, 'kubeconfig'), api.url, pki.ca.cert, { 'client-certificate-data': b64(pki.admin.cert), 'client-key-data': b64(pki.admin.key) });
       out(`  ✓ API server on ${api.url}; admin kubeconfig: ${join(dataDir, 'kubeconfig')}\n`);

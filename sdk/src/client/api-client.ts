@@ -36,6 +36,56 @@ export interface ApiConnection {
    * cluster (and `ca` the CA it is known by).
    */
   readonly socketPath?: string;
+  /**
+   * Send requests through this transport instead of HTTP (the API server's in-process transport,
+   * for plugins running in its own process: the same authentication, authorization, admission
+   * and validation, without sockets or HTTP framing). `server` still names the cluster.
+   */
+  readonly transport?: ApiTransport;
+}
+
+/** One request through an {@link ApiTransport}. */
+export interface TransportRequest {
+  readonly method: string;
+  /** Path and query, e.g. `/api/v1/namespaces/a/pods?limit=10`. */
+  readonly path: string;
+  /** Header names in lower case. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** The body's JSON (or other) text. */
+  readonly body?: string;
+  readonly signal?: AbortSignal;
+}
+
+/** The answer to a {@link TransportRequest}. */
+export interface TransportResponse {
+  readonly status: number;
+  /** Header names in lower case. */
+  readonly headers: Readonly<Record<string, string | readonly string[] | undefined>>;
+  readonly body: string;
+}
+
+/** A streamed answer (a watch) of an {@link ApiTransport}. */
+export interface TransportStream {
+  readonly status: number;
+  /** The body when the answer is not a stream (an error `Status`). */
+  readonly body?: string;
+  /** Resolves when the stream ends (the server ended it, or the request's signal aborted). */
+  readonly ended: Promise<void>;
+}
+
+/**
+ * How an {@link ApiClient} reaches an API server when not over HTTP(S). Implementations must give
+ * each request the semantics of the HTTP API (the same status codes, headers and bodies), and must
+ * not share objects with the caller: bodies cross as text.
+ */
+export interface ApiTransport {
+  /** Sends one request and resolves with the whole answer. */
+  request(request: TransportRequest): Promise<TransportResponse>;
+  /**
+   * Opens a watch (`watch=true` in the path): resolves once the status is known; with a 2xx status,
+   * `onEvent` then gets each event (its type and its object's JSON text) until the stream ends.
+   */
+  watch(request: TransportRequest, onEvent: (type: string, objectJson: string) => void): Promise<TransportStream>;
 }
 
 /** Options of the {@link ApiClient}. */
@@ -130,13 +180,9 @@ export class ApiClient {
   async request<T = KubeObject>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       if (this.closing.signal.aborted) throw new Error(`${method} ${path}: the API client is closed`);
-      const res = await this.open(method, path, options);
-      const chunks: Buffer[] = [];
-      for await (const chunk of res) chunks.push(chunk as Buffer);
-      const text = Buffer.concat(chunks).toString();
-      const status = res.statusCode ?? 0;
+      const { status, headers, body: text } = await this.exchange(method, path, options);
       if (status >= 200 && status < 300) return (text ? JSON.parse(text) : undefined) as T;
-      const wait = retryAfterMs(status, res.headers['retry-after']);
+      const wait = retryAfterMs(status, headers['retry-after']);
       if (wait !== undefined && attempt < this.maxRetries && !options.signal?.aborted && !this.closing.signal.aborted) {
         await sleep(wait, options.signal, this.closing.signal);
         continue;
@@ -198,7 +244,18 @@ export class ApiClient {
    */
   async watch(path: string, resourceVersion: string, onEvent: (event: WatchEvent) => void, signal: AbortSignal): Promise<void> {
     const sep = path.includes('?') ? '&' : '?';
-    const res = await this.open('GET', `${path}${sep}watch=true&allowWatchBookmarks=true&resourceVersion=${encodeURIComponent(resourceVersion)}`, { signal, timeoutMs: 0 });
+    const url = `${path}${sep}watch=true&allowWatchBookmarks=true&resourceVersion=${encodeURIComponent(resourceVersion)}`;
+    const transport = this.connection.transport;
+    if (transport) {
+      if (this.closing.signal.aborted) throw new Error(`GET ${url}: the API client is closed`);
+      const stream = await transport.watch({ method: 'GET', path: url, headers: this.headers(undefined), signal }, (type, json) => onEvent({ type: type as WatchEvent['type'], object: JSON.parse(json) as KubeObject }));
+      if (stream.status >= 300) throw new ApiStatusError(stream.status, '', `watch ${path}: HTTP ${stream.status}`);
+      // A watch answered at once (a 410 ERROR event for a revision too old) comes as a body.
+      for (const line of (stream.body ?? '').split('\n')) if (line.trim()) onEvent(JSON.parse(line) as WatchEvent);
+      await stream.ended;
+      return;
+    }
+    const res = await this.open('GET', url, { signal, timeoutMs: 0 });
     if ((res.statusCode ?? 0) >= 300) {
       res.resume();
       throw new ApiStatusError(res.statusCode ?? 0, '', `watch ${path}: HTTP ${res.statusCode}`);
@@ -255,16 +312,38 @@ export class ApiClient {
     return this.tokenCache!.value;
   }
 
-  private open(method: string, path: string, options: RequestOptions): Promise<IncomingMessage> {
-    const body = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (body) {
-      headers['content-type'] = options.contentType ?? 'application/json';
-      // Node frames a body of a DELETE only with an explicit length.
-      headers['content-length'] = String(body.length);
+  /** One request and its whole answer, through the transport or over HTTP. */
+  private async exchange(method: string, path: string, options: RequestOptions): Promise<TransportResponse> {
+    const transport = this.connection.transport;
+    if (transport) {
+      const body = options.body === undefined ? undefined : JSON.stringify(options.body);
+      const headers = this.headers(body === undefined ? undefined : (options.contentType ?? 'application/json'));
+      return transport.request({ method, path, headers, ...(body !== undefined ? { body } : {}), ...(options.signal ? { signal: options.signal } : {}) });
     }
+    const res = await this.open(method, path, options);
+    const text = await new Promise<string>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.once('end', () => resolve(chunks.length === 1 ? chunks[0]!.toString() : Buffer.concat(chunks).toString()));
+      res.once('error', reject);
+      res.once('aborted', () => reject(new Error(`${method} ${path}: the connection closed before the answer was complete`)));
+    });
+    return { status: res.statusCode ?? 0, headers: res.headers, body: text };
+  }
+
+  private headers(contentType: string | undefined): Record<string, string> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (contentType) headers['content-type'] = contentType;
     const token = this.token();
     if (token) headers.authorization = `Bearer ${token}`;
+    return headers;
+  }
+
+  private open(method: string, path: string, options: RequestOptions): Promise<IncomingMessage> {
+    const body = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
+    const headers = this.headers(body ? (options.contentType ?? 'application/json') : undefined);
+    // Node frames a body of a DELETE only with an explicit length.
+    if (body) headers['content-length'] = String(body.length);
     const send = this.url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise<IncomingMessage>((resolve, reject) => {
       const req = send(new URL(path, this.url), { method, headers, agent: this.agent, ...(this.connection.socketPath ? { socketPath: this.connection.socketPath } : {}), ...(options.signal ? { signal: options.signal } : {}) }, resolve);
@@ -291,7 +370,7 @@ function statusError(status: number, text: string): ApiStatusError {
 }
 
 /** How long to wait before retrying: only 429 and 5xx answers that carry `Retry-After` are retried (client-go's rule). */
-function retryAfterMs(status: number, header: string | string[] | undefined): number | undefined {
+function retryAfterMs(status: number, header: string | readonly string[] | undefined): number | undefined {
   if (status !== 429 && status < 500) return undefined;
   const value = Array.isArray(header) ? header[0] : header;
   if (value === undefined) return undefined;
