@@ -84,7 +84,6 @@ async function main(): Promise<void> {
     const ack = (pod: Json): void => {
       const t = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
       pod.status = { ...pod.status, phase: 'Running', podIP: '10.244.0.2', conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: t }, { type: 'ContainersReady', status: 'True', lastTransitionTime: t }] };
-      if (process.env.NOACK) return;
       void call('PUT', `/api/v1/namespaces/bench/pods/${pod.metadata.name}/status`, pod).catch(() => acked.delete(pod.metadata.uid));
     };
     socket.on('data', (d: Buffer) => {
@@ -132,7 +131,6 @@ async function main(): Promise<void> {
     const createdIn = (Math.max(...created.values()) - t0) / 1000;
     const times = [...created.values()].sort((a, b) => a - b);
     const at = (n: number): string => ((times[Math.min(times.length, n) - 1]! - t0) / 1000).toFixed(2);
-    if (process.env.NOACK) { process.stdout.write(`created ${createdIn.toFixed(2)} s; first ${at(1)} 100th ${at(100)} 500th ${at(500)}; server CPU ${(cpuSeconds(server.pid!) - cpu0).toFixed(1)}\n`); return; }
     await until(() => complete('busybox:1'), 'first rollout available');
     const availableIn = (performance.now() - t0) / 1000;
     const cpu1 = cpuSeconds(server.pid!);
