@@ -70,3 +70,34 @@ export { runWhileLeading, LEADER_ELECTION_SCHEMA, PROCESS_IDENTITY } from './con
 export type { LeaderElectionConfig } from './controller/leadership.js';
 export { EventRecorder, EventCorrelator } from './controller/events.js';
 export type { EventRecorderOptions, EventType, ObjectReference, CoreEvent } from './controller/events.js';
+export { Status, isSuccess, MAX_NODE_SCORE, MIN_NODE_SCORE } from './scheduler/status.js';
+export type { StatusCode } from './scheduler/status.js';
+export { CycleState, EXTENSION_POINTS, EXTENSION_METHOD, implementsPoint, isSchedulerPluginFactory } from './scheduler/framework.js';
+export type {
+  ActionType,
+  ClusterEvent,
+  ClusterEventWithHint,
+  EventResource,
+  ExtensionPoint,
+  FrameworkHandle,
+  FrameworkPlugin,
+  NodeScore,
+  PermitResult,
+  PodNominator,
+  PostFilterResult,
+  PreFilterExtensions,
+  PreFilterResult,
+  QueuedPodInfo,
+  QueueingHint,
+  SchedulerPluginFactory,
+} from './scheduler/framework.js';
+export { NodeInfo, PodInfo, Snapshot, imageStatesOf, nextGeneration, podHostPorts, podPriority } from './scheduler/nodeinfo.js';
+export type { AffinityTerm, WeightedAffinityTerm, HostPort, ImageState, NodeSnapshot } from './scheduler/nodeinfo.js';
+export { addResource, cloneResource, emptyResource, nodeAllocatable, podRequests, quantityValue, resourceList, DEFAULT_MEMORY_REQUEST, DEFAULT_MILLI_CPU_REQUEST } from './scheduler/resources.js';
+export type { Resource } from './scheduler/resources.js';
+export { affinityTermMatches, findUntoleratedTaint, nodeSelectorMatches, nodeSelectorTermMatches, nodeTaints, podMatchesNodeSelectorAndAffinity, podTolerations, toleratesAll, toleratesTaint } from './scheduler/helpers.js';
+export type { NodeSelectorRequirement, NodeSelectorTerm, Taint, Toleration } from './scheduler/helpers.js';
+export { DEFAULT_MULTI_POINT, DEFAULT_SCHEDULER_NAME, defaultProfile, enabledPluginNames, mergePluginSet, mergeProfile, pluginsByPoint } from './scheduler/profile.js';
+export type { PluginRef, PluginSet, PointPlugins, ProfilePlugins, SchedulerProfile } from './scheduler/profile.js';
+export { defineSchedulerPlugin } from './scheduler/define.js';
+export type { SchedulerPluginSpec } from './scheduler/define.js';

@@ -650,6 +650,8 @@ export class RestHandlers {
     const name = r.info.name ?? body.metadata?.name;
     const podReq: RestRequest = { ...r, info: { ...r.info, name, subresource: 'binding' } };
     await this.write(podReq, undefined, (pod) => {
+      const uid = isObject(body.metadata) ? body.metadata.uid : undefined;
+      if (uid !== undefined && uid !== '' && uid !== pod.metadata.uid) throw conflict('pods/binding', '', name, `Precondition failed: UID in precondition: ${String(uid)}, UID in object meta: ${pod.metadata.uid}`);
       if (pod.spec?.nodeName) throw conflict('pods/binding', '', name, `pod ${name} is already assigned to node "${pod.spec.nodeName}"`);
       if (pod.metadata.deletionTimestamp) throw conflict('pods/binding', '', name, 'pod is being deleted, cannot be assigned to a host');
       pod.spec.nodeName = target;

@@ -75,7 +75,7 @@ describe('Kernel', () => {
     });
     const provider = plugin('fit', 'scheduler-plugin', async (handle, _c, signal) => {
       events.push('provider start');
-      handle.provide({ close: () => void events.push('provider closed') });
+      handle.provide({ name: 'Fit', create: () => ({ name: 'Fit' }), close: () => void events.push('provider closed') });
       await untilAborted(signal);
       events.push('provider stop');
     });

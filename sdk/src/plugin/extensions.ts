@@ -1,5 +1,6 @@
 import type { PluginKind, ProviderKind } from './kinds.js';
 import type { Admission, Authenticator, Authorizer } from '../security/contracts.js';
+import type { SchedulerPluginFactory } from '../scheduler/framework.js';
 
 /**
  * The base of every implementation a provider plugin hands to the kernel.
@@ -33,7 +34,7 @@ export interface KindContracts {
   'csi-driver': OpenContract;
   'cloud-provider': OpenContract;
   'service-proxy': OpenContract;
-  'scheduler-plugin': OpenContract;
+  'scheduler-plugin': SchedulerPluginFactory & Extension;
   scheduler: never;
   controller: never;
 }

@@ -5,6 +5,7 @@ import type { Extension, ExtensionLookup } from './extensions.js';
 import type { AnyHandle, Role } from './handle.js';
 import { isProviderKind, type ProviderKind } from './kinds.js';
 import { isAdmission, isAuthenticator, isAuthorizer } from '../security/contracts.js';
+import { isSchedulerPluginFactory } from '../scheduler/framework.js';
 import type { Metrics } from './metrics.js';
 import type { ApiClient } from '../client/api-client.js';
 
@@ -27,6 +28,7 @@ const CONTRACT_GUARDS: Partial<Record<ProviderKind, { check: (v: unknown) => boo
   authenticator: { check: isAuthenticator, needs: 'it needs authenticate(request)' },
   authorizer: { check: isAuthorizer, needs: 'it needs authorize(attributes) (and rulesFor, if present, must be a function)' },
   admission: { check: isAdmission, needs: 'it needs admit(request) and/or validate(request) (and handles, if present, must be a function)' },
+  'scheduler-plugin': { check: isSchedulerPluginFactory, needs: 'it needs a framework name and create(args, handle)' },
 };
 
 /**

@@ -17,3 +17,5 @@ export { admissionRequest, TEST_USER } from './admission.js';
 export type { TestAdmissionRequest } from './admission.js';
 export { describeControllerContract } from './controller-contract.js';
 export type { ControllerContractOptions, ControllerScenario } from './controller-contract.js';
+export { describeSchedulerPluginContract, runPluginOnSnapshot, testFrameworkHandle, testNode, testPod } from './scheduler.js';
+export type { PluginRun, SchedulerPluginContractOptions, SchedulerPluginScenario, TestHandleOptions } from './scheduler.js';
