@@ -93,9 +93,9 @@ export type {
 } from './scheduler/framework.js';
 export { NodeInfo, PodInfo, Snapshot, imageStatesOf, nextGeneration, podHostPorts, podPriority } from './scheduler/nodeinfo.js';
 export type { AffinityTerm, WeightedAffinityTerm, HostPort, ImageState, NodeSnapshot } from './scheduler/nodeinfo.js';
-export { addResource, cloneResource, emptyResource, nodeAllocatable, podRequests, quantityValue, resourceList, DEFAULT_MEMORY_REQUEST, DEFAULT_MILLI_CPU_REQUEST } from './scheduler/resources.js';
+export { addResource, cloneResource, emptyResource, isExtendedResourceName, isNativeResourceName, isScalarResourceName, nodeAllocatable, podRequests, quantityValue, resourceList, DEFAULT_MEMORY_REQUEST, DEFAULT_MILLI_CPU_REQUEST } from './scheduler/resources.js';
 export type { Resource } from './scheduler/resources.js';
-export { affinityTermMatches, findUntoleratedTaint, nodeSelectorMatches, nodeSelectorTermMatches, nodeTaints, podMatchesNodeSelectorAndAffinity, podTolerations, toleratesAll, toleratesTaint } from './scheduler/helpers.js';
+export { affinityTermMatches, defaultNormalizeScore, findUntoleratedTaint, nodeSelectorMatches, nodeSelectorTermMatches, nodeTaints, podMatchesNodeSelectorAndAffinity, podTolerations, toleratesAll, toleratesTaint } from './scheduler/helpers.js';
 export type { NodeSelectorRequirement, NodeSelectorTerm, Taint, Toleration } from './scheduler/helpers.js';
 export { DEFAULT_MULTI_POINT, DEFAULT_SCHEDULER_NAME, defaultProfile, enabledPluginNames, mergePluginSet, mergeProfile, pluginsByPoint } from './scheduler/profile.js';
 export type { PluginRef, PluginSet, PointPlugins, ProfilePlugins, SchedulerProfile } from './scheduler/profile.js';

@@ -256,7 +256,11 @@ describe('EventRecorder', () => {
     api.gate = new Promise<void>((resolve) => (open = resolve));
     const r = recorder({ maxQueued: 2 });
     for (let i = 0; i < 5; i++) r.event(pod(), 'Normal', `R${i}`, 'x');
-    expect(warnings.filter((w) => /already queued; event dropped/.test(w.msg))).to.have.length(3);
+    // Three dropped at once: one warning (with the count), not one per event.
+    expect(warnings.filter((w) => /already queued; 1 event\(s\) dropped/.test(w.msg))).to.have.length(1);
+    clock.time += 10_000;
+    r.event(pod(), 'Normal', 'R9', 'x');
+    expect(warnings.filter((w) => /already queued; 3 event\(s\) dropped since the last warning/.test(w.msg))).to.have.length(1);
     open();
     await r.flush();
     expect(api.creates.map((c) => (c.body as unknown as CoreEvent).reason)).to.deep.equal(['R0', 'R1']);

@@ -245,6 +245,8 @@ export class EventRecorder {
   private readonly signal?: AbortSignal;
   private tail: Promise<void> = Promise.resolve();
   private queued = 0;
+  private dropped = 0;
+  private lastDropWarning = -Infinity;
   private lastStamp = 0n;
 
   constructor(private readonly options: EventRecorderOptions) {
@@ -337,7 +339,14 @@ export class EventRecorder {
 
   private enqueue(write: Write): void {
     if (this.queued >= this.maxQueued) {
-      this.warn(describe(write.event), `event recorder: ${this.queued} writes already queued; event dropped`);
+      // Under sustained overload, one warning per 10 s with the count, not one per event.
+      this.dropped++;
+      const now = this.clock.now();
+      if (now - this.lastDropWarning >= 10_000) {
+        this.warn({ ...describe(write.event), dropped: this.dropped }, `event recorder: ${this.queued} writes already queued; ${this.dropped} event(s) dropped since the last warning`);
+        this.dropped = 0;
+        this.lastDropWarning = now;
+      }
       return;
     }
     this.queued++;

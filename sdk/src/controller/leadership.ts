@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { ApiClient } from '../client/api-client.js';
 import type { Logger } from '../plugin/handle.js';
-import { LeaderElector } from './leader-election.js';
+import { clockDelay, LeaderElector, systemWallClock } from './leader-election.js';
 
 /** Leader election settings (Kubernetes' `--leader-elect*` flags), as plugin config. */
 export interface LeaderElectionConfig {
@@ -115,7 +115,7 @@ class SharedLease {
         this.log.error({ err: String(err) }, 'leader election failed; campaigning again');
       }
       this.leading = undefined;
-      if (!signal.aborted) await new Promise((r) => setTimeout(r, c.retryPeriodSeconds * 1000));
+      await clockDelay(systemWallClock, c.retryPeriodSeconds * 1000, signal);
     }
   }
 }

@@ -205,7 +205,11 @@ export interface FrameworkHandle {
   namespaceLabels(name: string): Readonly<Record<string, string>> | undefined;
   /** Pods nominated to nodes. */
   readonly nominator: PodNominator;
-  /** Runs the profile's Filter plugins for `pod` on `nodeInfo` (preemption's what-if). */
+  /**
+   * Runs the profile's Filter plugins for `pod` on `nodeInfo` (preemption's what-if): the first
+   * rejection, or undefined. Pods nominated to the node are not added; callers that want them
+   * counted add them (and run the PreFilter extensions) first.
+   */
   runFilterPlugins(state: CycleState, pod: KubeObject, podInfo: PodInfo, nodeInfo: NodeInfo): Status | undefined;
   /** Runs the profile's PreFilter extensions' addPod/removePod (preemption's what-if). */
   runPreFilterExtension(op: 'add' | 'remove', state: CycleState, pod: KubeObject, target: PodInfo, nodeInfo: NodeInfo): Status | undefined;

@@ -7,6 +7,7 @@
 import type { KubeObject } from '../client/api-client.js';
 import { labelSelectorMatches } from '../api/selectors.js';
 import type { AffinityTerm } from './nodeinfo.js';
+import type { NodeScore } from './framework.js';
 
 /** A node taint. */
 export interface Taint {
@@ -49,12 +50,6 @@ export function toleratesTaint(toleration: Toleration, taint: Taint): boolean {
   return false;
 }
 
-/** A toleration with an empty key must use `Exists`; that is validated by the API server, so here an empty key with Equal tolerates nothing. */
-function effectiveTolerates(t: Toleration, taint: Taint): boolean {
-  if (!t.key && (t.operator || 'Equal') !== 'Exists') return false;
-  return toleratesTaint(t, taint);
-}
-
 /** The node's taints. */
 export function nodeTaints(node: KubeObject | undefined): readonly Taint[] {
   return (((node?.spec as Obj | undefined)?.taints ?? []) as Taint[]);
@@ -72,7 +67,7 @@ export function podTolerations(pod: KubeObject): readonly Toleration[] {
 export function findUntoleratedTaint(taints: readonly Taint[], tolerations: readonly Toleration[], filter: (t: Taint) => boolean = () => true): Taint | undefined {
   for (const taint of taints) {
     if (!filter(taint)) continue;
-    if (!tolerations.some((t) => effectiveTolerates(t, taint))) return taint;
+    if (!tolerations.some((t) => toleratesTaint(t, taint))) return taint;
   }
   return undefined;
 }
@@ -147,9 +142,31 @@ export function affinityTermMatches(term: AffinityTerm, pod: KubeObject, namespa
   const ns = String(pod.metadata?.namespace ?? '');
   if (!term.namespaces.has(ns)) {
     if (term.namespaceSelector === undefined) return false;
-    const labels = namespaceLabels?.(ns);
+    const sel = term.namespaceSelector;
+    // An empty namespaceSelector selects every namespace, known or not.
+    const empty = Object.keys(sel.matchLabels ?? {}).length === 0 && (sel.matchExpressions ?? []).length === 0;
+    const labels = empty ? {} : namespaceLabels?.(ns);
     if (labels === undefined || !labelSelectorMatches(term.namespaceSelector, labels)) return false;
   }
   if (!term.selector) return false;
   return labelSelectorMatches(term.selector, pod.metadata?.labels);
+}
+
+/**
+ * Kubernetes' `helper.DefaultNormalizeScore`: scales scores from [0, max] to [0, maxPriority]
+ * with integer division, optionally reversed (maxPriority - score), in place. All zero: unchanged,
+ * or all maxPriority when reversed.
+ */
+export function defaultNormalizeScore(maxPriority: number, reverse: boolean, scores: NodeScore[]): void {
+  let max = 0;
+  for (const s of scores) if (s.score > max) max = s.score;
+  if (max === 0) {
+    if (reverse) for (const s of scores) s.score = maxPriority;
+    return;
+  }
+  for (const s of scores) {
+    let v = Math.trunc((maxPriority * s.score) / max);
+    if (reverse) v = maxPriority - v;
+    s.score = v;
+  }
 }

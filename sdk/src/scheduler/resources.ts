@@ -141,3 +141,18 @@ export function nodeAllocatable(node: KubeObject): Resource {
   const status = (node.status ?? {}) as { allocatable?: Record<string, unknown>; capacity?: Record<string, unknown> };
   return resourceList(status.allocatable ?? status.capacity);
 }
+
+/** Kubernetes' IsNativeResource: no domain prefix, or a `kubernetes.io/` one. */
+export function isNativeResourceName(name: string): boolean {
+  return !name.includes('/') || name.includes('kubernetes.io/');
+}
+
+/** Kubernetes' IsExtendedResourceName: domain-prefixed, not native, not `requests.`. */
+export function isExtendedResourceName(name: string): boolean {
+  return !isNativeResourceName(name) && !name.startsWith('requests.');
+}
+
+/** Kubernetes' IsScalarResourceName: extended, hugepages, prefixed native or attachable volumes. */
+export function isScalarResourceName(name: string): boolean {
+  return isExtendedResourceName(name) || name.startsWith('hugepages-') || name.includes('kubernetes.io/') || name.startsWith('attachable-volumes-');
+}

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { NodeInfo, PodInfo, type ImageState, type KubeObject, type NodeSnapshot } from '@kubernel/sdk';
+import { NodeInfo, nextGeneration, PodInfo, type ImageState, type KubeObject, type NodeSnapshot } from '@kubernel/sdk';
 
 const uidOf = (pod: KubeObject): string => String(pod.metadata?.uid ?? '');
 const nodeNameOf = (pod: KubeObject): string => String((pod.spec as { nodeName?: string } | undefined)?.nodeName ?? '');
@@ -65,7 +65,10 @@ export class SchedulerCache {
     // Pods still bound to it stay accounted until they are deleted, as in Kubernetes.
     this.setImages(i, undefined);
     if (i.pods.length === 0) this.nodes.delete(name);
-    else i.node = undefined;
+    else {
+      i.node = undefined;
+      i.generation = nextGeneration();
+    }
     this.dirty.add(name);
     this.nodeSetChanged = true;
   }

@@ -204,7 +204,8 @@ export class ProfileFramework implements FrameworkHandle {
    * without them, as Kubernetes does: the pod must fit both ways.
    */
   runFilterWithNominatedPods(state: CycleState, pod: KubeObject, podInfo: PodInfo, nodeInfo: NodeInfo): Status | undefined {
-    const nominated = this.options.nominator.nominatedPodsForNode(nodeInfo.name).filter((p) => p.uid !== podInfo.uid && podPriority(p.pod) >= podPriority(pod));
+    const all = this.options.nominator.nominatedPodsForNode(nodeInfo.name);
+    const nominated = all.length === 0 ? all : all.filter((p) => p.uid !== podInfo.uid && podPriority(p.pod) >= podPriority(pod));
     if (nominated.length > 0) {
       const s2 = state.clone();
       const n2 = nodeInfo.clone();
@@ -246,6 +247,8 @@ export class ProfileFramework implements FrameworkHandle {
       try {
         const r = await p.postFilter!(state, pod, statuses);
         if (r.result?.nominatedNodeName && (!r.status || r.status.isSuccess())) return { nominatedNodeName: r.result.nominatedNodeName };
+        // An empty nomination with a rejection: preemption found nothing, clear any earlier nomination.
+        if (r.result?.nominatedNodeName === '' && r.status && r.status.code !== 'Error') return { nominatedNodeName: '', status: r.status.plugin ? r.status : r.status.withPlugin(p.name) };
         if (r.status && r.status.code === 'Error') return { status: r.status.withPlugin(p.name) };
         last = r.status ? (r.status.plugin ? r.status : r.status.withPlugin(p.name)) : last;
       } catch (err) {

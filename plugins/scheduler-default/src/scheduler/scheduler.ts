@@ -88,6 +88,7 @@ export interface SchedulerOptions {
   readonly recorder?: EventRecorder;
 }
 
+const NONE: readonly PodInfo[] = Object.freeze([]);
 const uidOf = (p: KubeObject): string => String(p.metadata?.uid ?? '');
 const specOf = (p: KubeObject): Obj => (p.spec ?? {}) as Obj;
 const nodeNameOf = (p: KubeObject): string => String(specOf(p).nodeName ?? '');
@@ -138,7 +139,7 @@ export class Scheduler implements PodNominator {
 
   nominatedPodsForNode(nodeName: string): readonly PodInfo[] {
     const m = this.nominated.get(nodeName);
-    return m ? [...m.values()] : [];
+    return m ? [...m.values()] : NONE;
   }
 
   private nominate(podInfo: PodInfo, node: string | undefined): void {
@@ -403,8 +404,10 @@ export class Scheduler implements PodNominator {
     let nominatedNodeName: string | undefined;
     if (fw.hasPostFilter) {
       const r = await fw.runPostFilter(state, pod, statuses);
-      if (r.nominatedNodeName) nominatedNodeName = r.nominatedNodeName;
-      else if (r.status && r.status.code !== 'Error') postMessage = r.status.message();
+      if (r.nominatedNodeName !== undefined) nominatedNodeName = r.nominatedNodeName;
+      if (r.nominatedNodeName) {
+        // Victims are on their way out: the pod waits for them.
+      } else if (r.status && r.status.code !== 'Error') postMessage = r.status.message();
       else if (r.status?.code === 'Error') this.log.warn({ pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`, err: r.status.message() }, 'preemption failed');
     }
     const message = statuses.size > 0 ? fitErrorMessage(numAllNodes, statuses, postMessage) : (preFilterStatus?.message() ?? 'no nodes available to schedule pods');
