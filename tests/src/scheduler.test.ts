@@ -177,6 +177,21 @@ describe('the default scheduler on the default distribution (hollow nodes, kubec
     expect(zones.filter((z) => z === 'z1').length, `zones ${zones.join(',')}`).to.equal(2);
     expect(zones.filter((z) => z === 'z2').length, `zones ${zones.join(',')}`).to.equal(2);
   });
+  it('preempts a lower-priority pod for a pod of a higher PriorityClass: the victim goes, the preemptor binds there', async () => {
+    await apply(j({ apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name: 'urgent' }, value: 1000, description: 'test' }));
+    // Fill the "ssd" node (1 CPU) with a low-priority pod, pinned there.
+    await apply(pod('victim', { cpu: '800m', spec: { nodeSelector: { disk: 'ssd' } } }));
+    await until(async () => (await nodeOf('victim')) === 'ssd', 20_000, 'victim on ssd');
+    const victimUid = (await get('victim')).metadata.uid;
+    await apply(pod('preemptor', { cpu: '800m', spec: { nodeSelector: { disk: 'ssd' }, priorityClassName: 'urgent' } }));
+    const p = await get('preemptor');
+    expect(p.spec.priority, 'the Priority admission plugin resolved the class').to.equal(1000);
+    await until(async () => (await nodeOf('preemptor')) === 'ssd', 30_000, 'preemptor bound to ssd');
+    const victim = await c.request('GET', `/api/v1/namespaces/${NS}/pods/victim`);
+    expect(victim.status === 404 || (victim.json() as Json).metadata.uid !== victimUid, 'the victim was deleted').to.equal(true);
+    const events = await c.ok(['-n', NS, 'get', 'events', '-o', 'json']);
+    expect(events).to.contain('Preempted');
+  });
 });
 
 describe('an example distribution with a second, bin-packing scheduler profile', function () {

@@ -4,7 +4,8 @@
  *
  * - `namespace-lifecycle` (NamespaceLifecycle), `service-account` (ServiceAccount),
  *   `limit-ranger` (LimitRanger), `resource-quota` (ResourceQuota, with the quota controller's
- *   recounting), `pod-security` (PodSecurity), `default-storage-class` (DefaultStorageClass);
+ *   recounting), `pod-security` (PodSecurity), `priority` (Priority: pod priority from PriorityClasses,
+ *   and the system classes), `default-storage-class` (DefaultStorageClass);
  * - `mutating-admission-webhook` and `validating-admission-webhook`: dynamic admission through
  *   MutatingWebhookConfiguration and ValidatingWebhookConfiguration, so third parties extend the
  *   chain without code in the process.
@@ -15,6 +16,7 @@ import { defaultStorageClassPlugin } from './default-storage-class.js';
 import { limitRangerPlugin } from './limit-ranger.js';
 import { namespaceLifecyclePlugin } from './namespace-lifecycle.js';
 import { podSecurityPlugin } from './pod-security.js';
+import { priorityPlugin } from './priority.js';
 import { resourceQuotaPlugin } from './resource-quota.js';
 import { serviceAccountPlugin } from './service-account.js';
 import { mutatingWebhookPlugin, validatingWebhookPlugin } from './webhook.js';
@@ -26,6 +28,23 @@ export { resourceQuota, resourceQuotaPlugin, QuotaController } from './resource-
 export { usageOf, podResources, podQos, missingCompute, quotaCovers, countName } from './quota-usage.js';
 export type { Usage } from './quota-usage.js';
 export { defaultStorageClass, defaultStorageClassPlugin, defaultClass, isDefaultClass } from './default-storage-class.js';
+export {
+  priorityAdmission,
+  priorityPlugin,
+  defaultPriorityClass,
+  systemPriorityClasses,
+  systemClassProblem,
+  ensureSystemPriorityClasses,
+  informerSource,
+  PRIORITY_CLASSES_PATH,
+  HIGHEST_USER_DEFINABLE_PRIORITY,
+  SYSTEM_CRITICAL_PRIORITY,
+  DEFAULT_PRIORITY,
+  SYSTEM_PRIORITY_CLASS_PREFIX,
+  SYSTEM_CLUSTER_CRITICAL,
+  SYSTEM_NODE_CRITICAL,
+} from './priority.js';
+export type { PriorityClassSource } from './priority.js';
 export * from './pod-security.js';
 export * from './webhook.js';
 
@@ -35,6 +54,7 @@ export default [
   limitRangerPlugin,
   resourceQuotaPlugin,
   podSecurityPlugin,
+  priorityPlugin,
   defaultStorageClassPlugin,
   mutatingWebhookPlugin,
   validatingWebhookPlugin,
