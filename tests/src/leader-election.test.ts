@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -9,6 +9,7 @@ import { sleep, until } from './helpers/wait.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>;
+const SCHEDULER_PLUGINS = (JSON.parse(readFileSync(join(ROOT, 'plugins', 'scheduler-default', 'package.json'), 'utf8')) as { kubernel: { plugins: string[] } }).kubernel.plugins;
 
 /*
  * Two `kubernel server` processes on one store, each running the ReplicaSet controller with
@@ -21,7 +22,8 @@ describe('controller leader election across two server processes', function () {
   let nats: TestNats;
   let a: TestCluster;
   let b: TestCluster;
-  const lease = async (c: TestCluster): Promise<Json> => (await c.request('GET', '/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-controller-manager')).json() as Json;
+  const lease = async (c: TestCluster, name = 'kube-controller-manager'): Promise<Json> => (await c.request('GET', `/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/${name}`)).json() as Json;
+  const schedulerRunning = (c: TestCluster): boolean => /"msg":"scheduler started"/.test(c.process.stderr());
   const pods = async (c: TestCluster): Promise<number> => (((await c.request('GET', '/api/v1/namespaces/default/pods?labelSelector=app%3Dle')).json() as Json).items as Json[]).filter((p) => !p.metadata.deletionTimestamp).length;
   const leaderOf = (c: TestCluster): string | undefined => /"identity":"([^"]+)","msg":"became leader"/.exec(c.process.stderr())?.[1]; // JSON logs go to stderr
 
@@ -40,6 +42,8 @@ describe('controller leader election across two server processes', function () {
         '      plugins:',
         `        - { id: authn-x509, package: "${join(ROOT, 'plugins', 'authn')}" }`,
         `        - { id: replicaset-controller, package: "${join(ROOT, 'plugins', 'controllers')}", config: { leaderElection: ${le} } }`,
+        // The scheduler elects on its own Lease (kube-system/kube-scheduler).
+        ...SCHEDULER_PLUGINS.map((id) => `        - { id: ${id}, package: "${join(ROOT, 'plugins', 'scheduler-default')}"${id === 'default-scheduler' ? `, config: { leaderElection: { leaseName: kube-scheduler, leaseDurationSeconds: 3, renewDeadlineSeconds: 2, retryPeriodSeconds: 0.5 } }` : ''} }`),
         '    agent: { plugins: [] }',
         '',
       ].join('\n'),
@@ -67,6 +71,9 @@ describe('controller leader election across two server processes', function () {
     await until(async () => (await pods(a)) === 5, 15_000, '5 pods');
     await sleep(1500);
     expect(await pods(b)).to.equal(5);
+    // One scheduler is active: the kube-scheduler Lease's holder.
+    await until(async () => Boolean((await lease(a, 'kube-scheduler')).spec?.holderIdentity), 15_000, 'a kube-scheduler holder');
+    expect([schedulerRunning(a), schedulerRunning(b)].filter(Boolean)).to.have.length(1);
   });
 
   it('hands over when the leader dies without releasing', async () => {
@@ -84,5 +91,12 @@ describe('controller leader election across two server processes', function () {
     expect(leaderOf(follower)).to.equal(after.spec.holderIdentity);
     await follower.request('PATCH', '/apis/apps/v1/namespaces/default/replicasets/le', JSON.stringify({ spec: { replicas: 7 } }), { 'content-type': 'application/merge-patch+json' });
     await until(async () => (await pods(follower)) === 7, 15_000, '7 pods from the new leader');
+    // The survivor schedules (it held the kube-scheduler Lease already, or took it over).
+    const node = { apiVersion: 'v1', kind: 'Node', metadata: { name: 'le-node', labels: { 'kubernetes.io/hostname': 'le-node' } }, status: { allocatable: { cpu: '4', memory: '8Gi', pods: '110' }, conditions: [{ type: 'Ready', status: 'True' }] } };
+    expect((await follower.request('POST', '/api/v1/nodes', JSON.stringify(node))).status).to.equal(201);
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'le-sched' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } };
+    expect((await follower.request('POST', '/api/v1/namespaces/default/pods', JSON.stringify(pod))).status).to.equal(201);
+    await until(async () => ((await follower.request('GET', '/api/v1/namespaces/default/pods/le-sched')).json() as Json).spec?.nodeName === 'le-node', 20_000, 'le-sched bound by the surviving scheduler');
+    await until(async () => schedulerRunning(follower), 5_000, 'the follower runs the scheduler');
   });
 });
