@@ -171,6 +171,10 @@ async function runOnce(w: Workload): Promise<RunResult> {
     await runPhase(NODES, 32, (i) => call('POST', '/api/v1/nodes', w.node(i)));
     await runPhase(w.pods, 32, (i) => call('POST', '/api/v1/namespaces/default/pods', w.pod(i)));
 
+    // The bench holds the scheduler's Lease until its watch is open, so that every binding
+    // happens while it watches (the scheduler waits as a standby, as a second replica would).
+    const micro = new Date().toISOString().replace('Z', '000Z');
+    await call('POST', '/apis/coordination.k8s.io/v1/namespaces/kube-system/leases', { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'kube-scheduler' }, spec: { holderIdentity: 'bench', leaseDurationSeconds: 3600, acquireTime: micro, renewTime: micro } });
     process.stderr.write(`  ${w.name}: starting the scheduler...\n`);
     const sched = await startServer(dir, 'scheduler', nats.url, distribution(dir, 'scheduler', true), pki);
     servers.push(sched.proc);
@@ -184,6 +188,7 @@ async function runOnce(w: Workload): Promise<RunResult> {
     let buffer = '';
     let first: number | undefined;
     let cpu0 = 0;
+    let watching = false;
     socket.on('data', (d: Buffer) => {
       buffer += d.toString('latin1');
       for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
@@ -191,6 +196,7 @@ async function runOnce(w: Workload): Promise<RunResult> {
         buffer = buffer.slice(nl + 1);
         if (!line.startsWith('{')) continue;
         const o = (JSON.parse(line) as { object: Json }).object;
+        watching = true;
         if (!o.spec?.nodeName || bound.has(o.metadata.uid)) continue;
         const now = performance.now();
         if (first === undefined) {
@@ -200,6 +206,10 @@ async function runOnce(w: Workload): Promise<RunResult> {
         bound.set(o.metadata.uid, now);
       }
     });
+    // The watch's initial state has arrived (every pod, none bound) once a pod was seen; then hand the Lease over.
+    while (!watching) await new Promise((r) => setTimeout(r, 20));
+    if (bound.size > 0) throw new Error(`${w.name}: pods were bound before the scheduler held its Lease`);
+    await call('DELETE', '/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-scheduler');
     const deadline = Date.now() + 600_000;
     let lastCount = -1;
     let stalledSince = Date.now();
