@@ -122,8 +122,8 @@ describe('the default scheduler on the default distribution (hollow nodes, kubec
     const cond = (await scheduledCondition('too-big'))!;
     expect(cond.reason).to.equal('Unschedulable');
     expect(cond.message).to.match(/^0\/3 nodes are available: 1 node\(s\) had untolerated taint \{dedicated: gpu\}, 2 Insufficient cpu\. preemption: /);
-    const described = await c.ok(['-n', NS, 'describe', 'pod', 'too-big']);
-    expect(described).to.match(/FailedScheduling.*0\/3 nodes are available/);
+    // The event is written in the background: wait for kubectl describe to show it.
+    await until(async () => /FailedScheduling.*0\/3 nodes are available/.test(await c.ok(['-n', NS, 'describe', 'pod', 'too-big'])), 15_000, 'FailedScheduling in kubectl describe');
     await nodes.add('late', { cpu: '4' });
     await until(async () => (await nodeOf('too-big')) === 'late', 30_000, 'too-big bound to the new node');
   });
@@ -189,8 +189,7 @@ describe('the default scheduler on the default distribution (hollow nodes, kubec
     await until(async () => (await nodeOf('preemptor')) === 'ssd', 30_000, 'preemptor bound to ssd');
     const victim = await c.request('GET', `/api/v1/namespaces/${NS}/pods/victim`);
     expect(victim.status === 404 || (victim.json() as Json).metadata.uid !== victimUid, 'the victim was deleted').to.equal(true);
-    const events = await c.ok(['-n', NS, 'get', 'events', '-o', 'json']);
-    expect(events).to.contain('Preempted');
+    await until(async () => (await c.ok(['-n', NS, 'get', 'events', '-o', 'json'])).includes('Preempted'), 15_000, 'a Preempted event');
   });
 });
 
