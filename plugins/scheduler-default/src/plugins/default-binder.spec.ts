@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ApiClient, ApiStatusError, CycleState, Snapshot, type KubeObject } from '@kubernel/sdk';
+import { type ApiClient, ApiStatusError, CycleState, Snapshot, type KubeObject } from '@kubernel/sdk';
 import { describeSchedulerPluginContract, testFrameworkHandle, testPod } from '@kubernel/sdk/testing';
 import { defaultBinderFactory, defaultBinderPlugin } from './default-binder.js';
 
