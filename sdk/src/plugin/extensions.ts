@@ -1,6 +1,7 @@
 import type { PluginKind, ProviderKind } from './kinds.js';
 import type { Admission, Authenticator, Authorizer } from '../security/contracts.js';
 import type { SchedulerPluginFactory } from '../scheduler/framework.js';
+import type { ContainerRuntime } from '../runtime/cri.js';
 
 /**
  * The base of every implementation a provider plugin hands to the kernel.
@@ -30,7 +31,7 @@ export interface KindContracts {
   authenticator: Authenticator;
   authorizer: Authorizer;
   admission: Admission;
-  'container-runtime': OpenContract;
+  'container-runtime': ContainerRuntime;
   'csi-driver': OpenContract;
   'cloud-provider': OpenContract;
   'service-proxy': OpenContract;

@@ -46,8 +46,8 @@ describe('createPluginHandle', () => {
   });
 
   it('a provider becomes ready by provide(impl), once; ready() is refused', () => {
-    const { host, readies } = make('container-runtime');
-    const h = createPluginHandle(def('container-runtime'), {}, host);
+    const { host, readies } = make('csi-driver');
+    const h = createPluginHandle(def('csi-driver'), {}, host);
     expect(() => h.ready()).to.throw(PluginContractError, /provide\(implementation\)/);
     expect(() => h.provide(null as never)).to.throw(PluginContractError, /needs an implementation object/);
     const impl: object = { name: 'runtime' };

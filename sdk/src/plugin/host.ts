@@ -6,6 +6,7 @@ import type { AnyHandle, Role } from './handle.js';
 import { isProviderKind, type ProviderKind } from './kinds.js';
 import { isAdmission, isAuthenticator, isAuthorizer } from '../security/contracts.js';
 import { isSchedulerPluginFactory } from '../scheduler/framework.js';
+import { CONTAINER_RUNTIME_METHODS, isContainerRuntime } from '../runtime/cri.js';
 import type { Metrics } from './metrics.js';
 import type { ApiClient } from '../client/api-client.js';
 
@@ -28,6 +29,7 @@ const CONTRACT_GUARDS: Partial<Record<ProviderKind, { check: (v: unknown) => boo
   authenticator: { check: isAuthenticator, needs: 'it needs authenticate(request)' },
   authorizer: { check: isAuthorizer, needs: 'it needs authorize(attributes) (and rulesFor, if present, must be a function)' },
   admission: { check: isAdmission, needs: 'it needs admit(request) and/or validate(request) (and handles, if present, must be a function)' },
+  'container-runtime': { check: isContainerRuntime, needs: `it needs the CRI RuntimeService and ImageService methods (${CONTAINER_RUNTIME_METHODS.join(', ')}); containerStats, listContainerStats and close are optional functions` },
   'scheduler-plugin': { check: isSchedulerPluginFactory, needs: 'it needs a framework name and create(args, handle)' },
 };
 

@@ -19,3 +19,5 @@ export { describeControllerContract } from './controller-contract.js';
 export type { ControllerContractOptions, ControllerScenario } from './controller-contract.js';
 export { describeSchedulerPluginContract, runPluginOnSnapshot, testFrameworkHandle, testNode, testPod } from './scheduler.js';
 export type { PluginRun, SchedulerPluginContractOptions, SchedulerPluginScenario, TestHandleOptions } from './scheduler.js';
+export { describeContainerRuntimeContract } from './runtime-contract.js';
+export type { ContainerRuntimeContractOptions } from './runtime-contract.js';
