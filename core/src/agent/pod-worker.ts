@@ -1,0 +1,516 @@
+/**
+ * The node agent's pod worker: one per pod, it drives the container runtime (CRI) towards the
+ * pod's spec, as the kubelet's `podWorkers` + `kuberuntime` `SyncPod`/`KillPod` do (simplified).
+ *
+ * - {@link PodWorker.sync} ensures the sandbox, pulls images per `imagePullPolicy`, runs the init
+ *   containers in order (sidecars, `restartPolicy: Always` init containers, just have to be
+ *   running), then creates and starts the containers, restarting exited ones per the pod's
+ *   `restartPolicy` with the kubelet's crash-loop back-off (10 s doubling to 300 s).
+ * - {@link PodWorker.status} computes the API `PodStatus` with {@link podStatus}.
+ * - {@link PodWorker.terminate} stops and removes every container and the sandbox.
+ *
+ * The worker makes no API calls (its caller writes the status) and starts no timers: back-offs are
+ * evaluated against the injected {@link Clock} on each sync, so the caller decides when to sync
+ * again ({@link PodWorker.nextSyncAt} tells when a back-off ends). Calls are serialized per pod.
+ *
+ * @module
+ */
+import {
+  CONTAINER_RESTART_COUNT_ANNOTATION,
+  isRuntimeError,
+  restartCountOf,
+  type ContainerConfig,
+  type ContainerRuntime,
+  type ContainerStatus as CriContainerStatus,
+  type KeyValue,
+  type PodSandboxConfig,
+  type PodSandboxStatus,
+} from '@kubernel/sdk';
+import { isRestartableInitContainer, podStatus, type V1Container, type V1Pod, type V1PodSpec, type V1PodStatus, type WaitingReason } from './pod-status.js';
+
+// ---------------------------------------------------------------------------------------------
+// Types
+// ---------------------------------------------------------------------------------------------
+
+/** The time source of a worker: milliseconds since the epoch. */
+export interface Clock {
+  now(): number;
+}
+
+/** The system clock. */
+export const systemClock: Clock = { now: () => Date.now() };
+
+/** The runtime calls the worker makes (a {@link ContainerRuntime} has them all). */
+export type PodWorkerRuntime = Pick<
+  ContainerRuntime,
+  | 'runPodSandbox'
+  | 'stopPodSandbox'
+  | 'removePodSandbox'
+  | 'podSandboxStatus'
+  | 'listPodSandbox'
+  | 'createContainer'
+  | 'startContainer'
+  | 'stopContainer'
+  | 'removeContainer'
+  | 'listContainers'
+  | 'containerStatus'
+  | 'imageStatus'
+  | 'pullImage'
+>;
+
+/** `core/v1` `EnvVar` (only plain values are passed on for now). */
+export interface V1EnvVar {
+  readonly name: string;
+  readonly value?: string;
+  readonly valueFrom?: unknown;
+}
+
+/** `core/v1` `Container`: the fields the worker reads. */
+export interface V1WorkerContainer extends V1Container {
+  readonly command?: readonly string[];
+  readonly args?: readonly string[];
+  readonly workingDir?: string;
+  readonly env?: readonly V1EnvVar[];
+  readonly imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never' | (string & {});
+}
+
+/** `core/v1` `Pod`: the fields the worker reads. */
+export interface V1WorkerPod extends V1Pod {
+  readonly metadata: {
+    readonly name?: string;
+    readonly namespace?: string;
+    readonly uid?: string;
+    readonly deletionTimestamp?: string;
+    readonly labels?: Readonly<Record<string, string>>;
+    readonly annotations?: Readonly<Record<string, string>>;
+  };
+  readonly spec: Omit<V1PodSpec, 'containers' | 'initContainers'> & {
+    readonly containers: readonly V1WorkerContainer[];
+    readonly initContainers?: readonly V1WorkerContainer[];
+    readonly hostname?: string;
+  };
+}
+
+/** Options of a {@link PodWorker}. */
+export interface PodWorkerOptions {
+  readonly runtime: PodWorkerRuntime;
+  /** Default {@link systemClock}. */
+  readonly clock?: Clock;
+  /** The runtime's name for container IDs (`containerd://...`). */
+  readonly runtimeName?: string;
+  /** The node's IPs, for `hostIP(s)`. */
+  readonly hostIPs?: readonly string[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Constants and helpers
+// ---------------------------------------------------------------------------------------------
+
+/** The labels the kubelet puts on sandboxes and containers. */
+export const POD_NAME_LABEL = 'io.kubernetes.pod.name';
+export const POD_NAMESPACE_LABEL = 'io.kubernetes.pod.namespace';
+export const POD_UID_LABEL = 'io.kubernetes.pod.uid';
+export const CONTAINER_NAME_LABEL = 'io.kubernetes.container.name';
+
+/** The crash-loop (and image pull) back-off: initial delay, cap, and the running time that resets it. */
+export const BACKOFF_INITIAL_MS = 10_000;
+export const BACKOFF_MAX_MS = 300_000;
+export const BACKOFF_RESET_MS = 600_000;
+
+/** A duration as Go's `time.Duration.String` writes whole seconds (`10s`, `1m20s`, `5m0s`). */
+export function goDuration(ms: number): string {
+  const total = Math.round(ms / 1000);
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  if (h > 0) return `${h}h${m}m${s}s`;
+  if (m > 0) return `${m}m${s}s`;
+  return `${s}s`;
+}
+
+/** The default pull policy of an image: `Always` for `:latest` or no tag, else `IfNotPresent`. */
+export function defaultPullPolicy(image: string): 'Always' | 'IfNotPresent' {
+  if (image.includes('@')) return 'IfNotPresent';
+  const last = image.slice(image.lastIndexOf('/') + 1);
+  const colon = last.lastIndexOf(':');
+  return colon < 0 || last.slice(colon + 1) === 'latest' ? 'Always' : 'IfNotPresent';
+}
+
+/** The sandbox config of a pod (attempt counts sandboxes created before). */
+export function sandboxConfigOf(pod: V1WorkerPod, attempt = 0): PodSandboxConfig {
+  const name = pod.metadata.name ?? '';
+  const namespace = pod.metadata.namespace ?? 'default';
+  const uid = pod.metadata.uid ?? '';
+  return {
+    metadata: { name, namespace, uid, attempt },
+    hostname: pod.spec.hostNetwork ? '' : (pod.spec.hostname ?? name),
+    logDirectory: `/var/log/pods/${namespace}_${name}_${uid}`,
+    labels: { ...(pod.metadata.labels ?? {}), [POD_NAME_LABEL]: name, [POD_NAMESPACE_LABEL]: namespace, [POD_UID_LABEL]: uid },
+    annotations: { ...(pod.metadata.annotations ?? {}) },
+  };
+}
+
+/** The container config of one container at a restart count, running `imageRef`. */
+export function containerConfigOf(pod: V1WorkerPod, c: V1WorkerContainer, restartCount: number, imageRef: string): ContainerConfig {
+  const envs: KeyValue[] = (c.env ?? []).filter((e) => e.valueFrom === undefined).map((e) => ({ key: e.name, value: e.value ?? '' }));
+  return {
+    metadata: { name: c.name, attempt: restartCount },
+    image: { image: imageRef, userSpecifiedImage: c.image ?? '' },
+    ...(c.command ? { command: c.command } : {}),
+    ...(c.args ? { args: c.args } : {}),
+    ...(c.workingDir ? { workingDir: c.workingDir } : {}),
+    envs,
+    labels: {
+      [POD_NAME_LABEL]: pod.metadata.name ?? '',
+      [POD_NAMESPACE_LABEL]: pod.metadata.namespace ?? 'default',
+      [POD_UID_LABEL]: pod.metadata.uid ?? '',
+      [CONTAINER_NAME_LABEL]: c.name,
+    },
+    annotations: { [CONTAINER_RESTART_COUNT_ANNOTATION]: String(restartCount) },
+    logPath: `${c.name}/${restartCount}.log`,
+  };
+}
+
+interface Backoff {
+  delayMs: number;
+  lastUpdate: number;
+}
+
+interface Waiting {
+  readonly reason: WaitingReason | (string & {});
+  readonly message?: string;
+}
+
+/** What the worker knows of one container name. */
+interface ContainerRecord {
+  current?: string;
+  previous?: string;
+  waiting?: Waiting;
+  /** When the back-off behind {@link waiting} ends (ms since the epoch). */
+  retryAt?: number;
+}
+
+const BACKOFF_REASONS = new Set(['CrashLoopBackOff', 'ImagePullBackOff', 'ErrImagePull']);
+
+const nanosToMs = (n: number): number => Math.floor(n / 1e6);
+
+// ---------------------------------------------------------------------------------------------
+// The worker
+// ---------------------------------------------------------------------------------------------
+
+/** Drives one pod's sandbox and containers. */
+export class PodWorker {
+  private readonly runtime: PodWorkerRuntime;
+  private readonly clock: Clock;
+  private readonly opts: PodWorkerOptions;
+  private pod: V1WorkerPod | undefined;
+  private sandboxId: string | undefined;
+  private sandboxConfig: PodSandboxConfig | undefined;
+  private readonly containers = new Map<string, ContainerRecord>();
+  private readonly backoffs = new Map<string, Backoff>();
+  private readonly startTime: number;
+  private terminated = false;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: PodWorkerOptions) {
+    this.opts = opts;
+    this.runtime = opts.runtime;
+    this.clock = opts.clock ?? systemClock;
+    this.startTime = this.clock.now();
+  }
+
+  /** True once {@link terminate} ran. */
+  get isTerminated(): boolean {
+    return this.terminated;
+  }
+
+  /** Runs `fn` after every call queued before it (one operation at a time per pod). */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Brings the runtime towards `pod`'s spec. A no-op once terminated. */
+  sync(pod: V1WorkerPod): Promise<void> {
+    return this.serial(async () => {
+      if (this.terminated) return;
+      this.pod = pod;
+      if (!(await this.ensureSandbox(pod))) return;
+      if (!(await this.syncInitContainers(pod))) return;
+      for (const c of pod.spec.containers) await this.syncContainer(pod, c, false);
+    });
+  }
+
+  /**
+   * When a back-off that holds a container back ends (ms since the epoch), or undefined when none
+   * does: the caller's cue to sync again.
+   */
+  nextSyncAt(): number | undefined {
+    let next: number | undefined;
+    for (const rec of this.containers.values()) {
+      if (rec.retryAt === undefined || !BACKOFF_REASONS.has(rec.waiting?.reason ?? '')) continue;
+      if (next === undefined || rec.retryAt < next) next = rec.retryAt;
+    }
+    return next;
+  }
+
+  private async ensureSandbox(pod: V1WorkerPod): Promise<boolean> {
+    if (this.sandboxId !== undefined) return true;
+    const config = sandboxConfigOf(pod, 0);
+    this.sandboxId = await this.runtime.runPodSandbox(config);
+    this.sandboxConfig = config;
+    return true;
+  }
+
+  private record(name: string): ContainerRecord {
+    let rec = this.containers.get(name);
+    if (!rec) {
+      rec = {};
+      this.containers.set(name, rec);
+    }
+    return rec;
+  }
+
+  private async criStatus(id: string | undefined): Promise<CriContainerStatus | undefined> {
+    if (id === undefined) return undefined;
+    try {
+      return (await this.runtime.containerStatus(id)).status;
+    } catch (err) {
+      if (isRuntimeError(err, 'NotFound')) return undefined;
+      throw err;
+    }
+  }
+
+  /** Runs the init containers in order; true once they all completed (sidecars: are running). */
+  private async syncInitContainers(pod: V1WorkerPod): Promise<boolean> {
+    for (const c of pod.spec.initContainers ?? []) {
+      if (isRestartableInitContainer(c)) {
+        const s = await this.syncContainer(pod, c, true);
+        if (s?.state !== 'CONTAINER_RUNNING') return false;
+        continue;
+      }
+      const s = await this.syncContainer(pod, c, true);
+      if (s?.state !== 'CONTAINER_EXITED' || s.exitCode !== 0) return false;
+    }
+    return true;
+  }
+
+  /** Whether an exited container is restarted under the pod's policy. */
+  private shouldRestart(pod: V1WorkerPod, c: V1WorkerContainer, init: boolean, exitCode: number): boolean {
+    if (init && isRestartableInitContainer(c)) return true;
+    const policy = pod.spec.restartPolicy ?? 'Always';
+    if (init) return policy !== 'Never' && exitCode !== 0;
+    if (policy === 'Always') return true;
+    if (policy === 'OnFailure') return exitCode !== 0;
+    return false;
+  }
+
+  /** Syncs one container; returns the runtime's status of its current instance afterwards. */
+  private async syncContainer(pod: V1WorkerPod, c: V1WorkerContainer, init: boolean): Promise<CriContainerStatus | undefined> {
+    const rec = this.record(c.name);
+    const cur = await this.criStatus(rec.current);
+    if (cur === undefined) {
+      rec.current = undefined;
+      return this.startContainer(pod, c, rec, 0);
+    }
+    if (cur.state !== 'CONTAINER_EXITED') {
+      if (cur.state === 'CONTAINER_RUNNING') rec.waiting = undefined;
+      return cur;
+    }
+    if (!this.shouldRestart(pod, c, init, cur.exitCode)) {
+      rec.waiting = undefined;
+      return cur;
+    }
+    // The kubelet's doBackOff: in back-off since the container finished, or restart now.
+    const key = `container/${c.name}`;
+    const now = this.clock.now();
+    const finished = nanosToMs(cur.finishedAt);
+    let b = this.backoffs.get(key);
+    if (b && (now - b.lastUpdate > BACKOFF_RESET_MS || finished - nanosToMs(cur.startedAt) >= BACKOFF_RESET_MS)) {
+      this.backoffs.delete(key);
+      b = undefined;
+    }
+    if (b && now - finished < b.delayMs) {
+      const meta = pod.metadata;
+      rec.waiting = {
+        reason: 'CrashLoopBackOff',
+        message: `back-off ${goDuration(b.delayMs)} restarting failed container=${c.name} pod=${meta.name ?? ''}_${meta.namespace ?? 'default'}(${meta.uid ?? ''})`,
+      };
+      rec.retryAt = finished + b.delayMs;
+      return cur;
+    }
+    this.backoffs.set(key, { delayMs: b ? Math.min(b.delayMs * 2, BACKOFF_MAX_MS) : BACKOFF_INITIAL_MS, lastUpdate: now });
+    const started = await this.startContainer(pod, c, rec, restartCountOf(cur) + 1);
+    return started ?? cur;
+  }
+
+  /** Pulls the image per policy; its reference, or undefined with `rec.waiting` set. */
+  private async ensureImage(c: V1WorkerContainer, rec: ContainerRecord): Promise<string | undefined> {
+    const image = c.image ?? '';
+    if (image === '') {
+      rec.waiting = { reason: 'InvalidImageName', message: 'image is empty' };
+      return undefined;
+    }
+    const policy = c.imagePullPolicy ?? defaultPullPolicy(image);
+    if (policy !== 'Always') {
+      const present = (await this.runtime.imageStatus({ image })).image;
+      if (present) return present.id;
+      if (policy === 'Never') {
+        rec.waiting = { reason: 'ErrImageNeverPull', message: `Container image "${image}" is not present with pull policy of Never` };
+        return undefined;
+      }
+    }
+    const key = `image/${image}`;
+    const now = this.clock.now();
+    const b = this.backoffs.get(key);
+    if (b && now - b.lastUpdate < b.delayMs) {
+      rec.waiting = { reason: 'ImagePullBackOff', message: `Back-off pulling image "${image}"` };
+      rec.retryAt = b.lastUpdate + b.delayMs;
+      return undefined;
+    }
+    try {
+      const ref = await this.runtime.pullImage({ image }, undefined, this.sandboxConfig);
+      this.backoffs.delete(key);
+      return ref;
+    } catch (err) {
+      const fresh = !b || now - b.lastUpdate > BACKOFF_RESET_MS;
+      const delayMs = fresh ? BACKOFF_INITIAL_MS : Math.min(b.delayMs * 2, BACKOFF_MAX_MS);
+      this.backoffs.set(key, { delayMs, lastUpdate: now });
+      rec.waiting = { reason: 'ErrImagePull', message: err instanceof Error ? err.message : String(err) };
+      rec.retryAt = now + delayMs;
+      return undefined;
+    }
+  }
+
+  private async startContainer(pod: V1WorkerPod, c: V1WorkerContainer, rec: ContainerRecord, restartCount: number): Promise<CriContainerStatus | undefined> {
+    const imageRef = await this.ensureImage(c, rec);
+    if (imageRef === undefined) return undefined;
+    let id: string;
+    try {
+      id = await this.runtime.createContainer(this.sandboxId!, containerConfigOf(pod, c, restartCount, imageRef), this.sandboxConfig!);
+    } catch (err) {
+      rec.waiting = { reason: 'CreateContainerError', message: err instanceof Error ? err.message : String(err) };
+      return undefined;
+    }
+    // Keep one previous instance (for lastState); older ones are removed.
+    if (rec.current !== undefined) {
+      if (rec.previous !== undefined) await this.removeQuietly(rec.previous);
+      rec.previous = rec.current;
+    }
+    rec.current = id;
+    try {
+      await this.runtime.startContainer(id);
+    } catch (err) {
+      rec.waiting = { reason: 'RunContainerError', message: err instanceof Error ? err.message : String(err) };
+      return this.criStatus(id);
+    }
+    rec.waiting = undefined;
+    return this.criStatus(id);
+  }
+
+  private async removeQuietly(id: string): Promise<void> {
+    try {
+      await this.runtime.removeContainer(id);
+    } catch (err) {
+      if (!isRuntimeError(err, 'NotFound')) throw err;
+    }
+  }
+
+  /**
+   * The API `PodStatus` of the pod last synced (or `pod`), from the runtime's view now. `pod.status`
+   * is the status last reported.
+   */
+  status(pod?: V1WorkerPod): Promise<V1PodStatus> {
+    return this.serial(async () => {
+      const p = pod ?? this.pod;
+      if (!p) throw new Error('PodWorker.status: no pod synced yet');
+      const containers: Record<string, CriContainerStatus | undefined> = {};
+      const previousContainers: Record<string, CriContainerStatus | undefined> = {};
+      const waiting: Record<string, Waiting | undefined> = {};
+      for (const c of [...(p.spec.initContainers ?? []), ...p.spec.containers]) {
+        const rec = this.containers.get(c.name);
+        containers[c.name] = await this.criStatus(rec?.current);
+        previousContainers[c.name] = await this.criStatus(rec?.previous);
+        waiting[c.name] = rec?.waiting;
+      }
+      let sandbox: Pick<PodSandboxStatus, 'state' | 'network'> | undefined;
+      if (this.sandboxId !== undefined) {
+        try {
+          sandbox = (await this.runtime.podSandboxStatus(this.sandboxId)).status;
+        } catch (err) {
+          if (!isRuntimeError(err, 'NotFound')) throw err;
+        }
+      }
+      return podStatus(
+        p,
+        {
+          ...(sandbox ? { sandbox } : {}),
+          hostIPs: this.opts.hostIPs ?? [],
+          startTime: new Date(this.startTime),
+          containers,
+          previousContainers,
+          waiting,
+          ...(this.opts.runtimeName ? { runtimeName: this.opts.runtimeName } : {}),
+        },
+        new Date(this.clock.now()),
+      );
+    });
+  }
+
+  /**
+   * Stops every container (regular ones first, then init containers and sidecars, in reverse
+   * order) with `gracePeriodSeconds`, stops the sandbox, and removes them all, including instances
+   * the runtime lists for the pod's UID. Idempotent; later syncs are no-ops.
+   */
+  terminate(gracePeriodSeconds: number): Promise<void> {
+    return this.serial(async () => {
+      this.terminated = true;
+      const pod = this.pod;
+      const uid = pod?.metadata.uid;
+      const grace = Math.max(0, Math.floor(gracePeriodSeconds));
+      const regular = new Set((pod?.spec.containers ?? []).map((c) => c.name));
+      const order = [
+        ...[...this.containers.keys()].filter((n) => regular.has(n)),
+        ...[...this.containers.keys()].filter((n) => !regular.has(n)).reverse(),
+      ];
+      const ids: string[] = [];
+      for (const name of order) {
+        const rec = this.containers.get(name)!;
+        if (rec.current !== undefined) ids.push(rec.current);
+        if (rec.previous !== undefined) ids.push(rec.previous);
+      }
+      const sandboxIds = this.sandboxId !== undefined ? [this.sandboxId] : [];
+      if (uid) {
+        for (const ctr of await this.runtime.listContainers({ labelSelector: { [POD_UID_LABEL]: uid } })) if (!ids.includes(ctr.id)) ids.push(ctr.id);
+        for (const sb of await this.runtime.listPodSandbox({ labelSelector: { [POD_UID_LABEL]: uid } })) if (!sandboxIds.includes(sb.id)) sandboxIds.push(sb.id);
+      }
+      for (const id of ids) {
+        try {
+          await this.runtime.stopContainer(id, grace);
+        } catch (err) {
+          if (!isRuntimeError(err, 'NotFound')) throw err;
+        }
+      }
+      for (const id of sandboxIds) {
+        try {
+          await this.runtime.stopPodSandbox(id);
+        } catch (err) {
+          if (!isRuntimeError(err, 'NotFound')) throw err;
+        }
+      }
+      for (const id of ids) await this.removeQuietly(id);
+      for (const id of sandboxIds) {
+        try {
+          await this.runtime.removePodSandbox(id);
+        } catch (err) {
+          if (!isRuntimeError(err, 'NotFound')) throw err;
+        }
+      }
+      this.containers.clear();
+      this.backoffs.clear();
+      this.sandboxId = undefined;
+      this.sandboxConfig = undefined;
+    });
+  }
+}
