@@ -30,3 +30,4 @@ export * from './store/index.js';
 export * from './apiserver/index.js';
 export { ensurePki, createCa, issueCertificate, servingSans } from './pki/pki.js';
 export type { ClusterPki, KeyPair, PkiOptions, CertificateRequest } from './pki/pki.js';
+export * from './agent/index.js';

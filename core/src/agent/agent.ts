@@ -1,0 +1,439 @@
+/**
+ * The node agent's main loop (the kubelet's `syncLoop`, reduced): it registers the Node, renews
+ * the node Lease and posts node status (heartbeats), watches the pods bound to its node with a
+ * shared informer, drives one {@link PodWorker} per pod UID, writes pod statuses when they change,
+ * and finishes graceful deletions.
+ *
+ * On abort the loops stop and every timer is cleared; containers are left running, as the
+ * kubelet leaves them (adopting them on restart is not done yet).
+ *
+ * @module
+ */
+import {
+  formatMicroTime,
+  isAlreadyExists,
+  isConflict,
+  isNotFound,
+  parseQuantity,
+  ApiStatusError,
+  type ApiClient,
+  type ContainerRuntime,
+  type Informer,
+  type KubeObject,
+  type Logger,
+} from '@kubernel/sdk';
+import { machineInfo, nodeConditions, nodeObject, type MachineInfo, type NodeObservation, type V1Node, type V1NodeCondition } from './node-status.js';
+import { statusChanged, type V1PodStatus } from './pod-status.js';
+import { PodWorker, type V1WorkerPod } from './pod-worker.js';
+
+/** The node Lease's duration (the kubelet's `nodeLeaseDurationSeconds`). */
+export const NODE_LEASE_DURATION_SECONDS = 40;
+/** The node status is posted at least this often even when nothing changed (`nodeStatusReportFrequency`). */
+export const NODE_STATUS_REPORT_MS = 60_000;
+/** The default grace period of a pod deletion without one. */
+const DEFAULT_GRACE_SECONDS = 30;
+
+const LEASES = '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases';
+
+/** Options of an {@link Agent}. */
+export interface AgentOptions {
+  readonly api: ApiClient;
+  readonly runtime: ContainerRuntime;
+  readonly nodeName: string;
+  readonly logger: Logger;
+  /** Default {@link machineInfo}(). */
+  readonly machine?: MachineInfo;
+  /** Overrides of the machine's capacity: whole CPUs, memory (bytes or a quantity), max pods. */
+  readonly capacity?: { readonly cpu?: number | string; readonly memory?: number | string; readonly pods?: number };
+  /** Extra node labels. */
+  readonly labels?: Readonly<Record<string, string>>;
+  /** How often every pod is synced. Default 1000 ms. */
+  readonly syncIntervalMs?: number;
+  /** How often the Lease is renewed (and node conditions re-evaluated). Default 10 000 ms. */
+  readonly heartbeatIntervalMs?: number;
+}
+
+type Pod = V1WorkerPod & KubeObject & {
+  readonly metadata: V1WorkerPod['metadata'] & { readonly resourceVersion?: string; readonly deletionGracePeriodSeconds?: number };
+  readonly status?: V1PodStatus;
+};
+
+interface PodEntry {
+  readonly worker: PodWorker;
+  /** The status last written (the informer may lag behind it). */
+  written?: V1PodStatus;
+}
+
+const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/** The node agent. */
+export class Agent {
+  private readonly api: ApiClient;
+  private readonly runtime: ContainerRuntime;
+  private readonly log: Logger;
+  private readonly nodeName: string;
+  private readonly machine: MachineInfo;
+  private readonly syncIntervalMs: number;
+  private readonly heartbeatIntervalMs: number;
+  private readonly podsPath: string;
+
+  private readonly pods = new Map<string, PodEntry>();
+  /** UIDs with a sync in flight, and those that asked for another one meanwhile. */
+  private readonly busy = new Map<string, Promise<void>>();
+  private readonly again = new Set<string>();
+  /** UIDs whose deletion the agent finished (ignored until the informer drops them). */
+  private readonly finished = new Set<string>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private informer?: Informer<Pod>;
+  private stopped = false;
+  private nodeUid?: string;
+  private lastConditions?: readonly V1NodeCondition[];
+  private lastStatusAt = 0;
+
+  constructor(private readonly options: AgentOptions) {
+    this.api = options.api;
+    this.runtime = options.runtime;
+    this.log = options.logger;
+    this.nodeName = options.nodeName;
+    this.syncIntervalMs = options.syncIntervalMs ?? 1000;
+    this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 10_000;
+    this.podsPath = `/api/v1/pods?fieldSelector=${encodeURIComponent(`spec.nodeName=${options.nodeName}`)}`;
+    const base = options.machine ?? machineInfo();
+    const cap = options.capacity ?? {};
+    const cpus = cap.cpu === undefined ? base.cpus : typeof cap.cpu === 'number' ? cap.cpu : Number(parseQuantity(cap.cpu).nanos / 1_000_000_000n);
+    const memoryBytes = cap.memory === undefined ? base.memoryBytes : typeof cap.memory === 'number' ? cap.memory : Number(parseQuantity(cap.memory).nanos / 1_000_000_000n);
+    if (!Number.isInteger(cpus) || cpus < 0) throw new Error(`agent: capacity.cpu must be a whole number of CPUs, got ${String(cap.cpu)}`);
+    this.machine = { ...base, cpus, memoryBytes };
+  }
+
+  /** Runs until `signal` aborts; resolves once every loop stopped (containers keep running). */
+  async run(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return;
+    const onAbort = (): void => this.stop();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      await this.register(signal);
+      if (this.stopped) return;
+      await this.heartbeat();
+      this.every(this.heartbeatIntervalMs, () => this.heartbeat());
+
+      const informer = this.api.informer<Pod>(this.podsPath);
+      this.informer = informer;
+      const unsubscribe = informer.subscribe({
+        add: (p) => this.kick(p),
+        update: (p) => this.kick(p),
+        delete: (p) => this.gone(p),
+      });
+      informer.run();
+      this.every(this.syncIntervalMs, () => this.syncAll());
+
+      await new Promise<void>((resolve) => {
+        if (this.stopped) resolve();
+        else signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+      unsubscribe();
+      informer.stop();
+      await Promise.allSettled([...this.busy.values()]);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      this.stop();
+    }
+  }
+
+  private stop(): void {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  /** Runs `fn` every `ms` (after the previous run finished) until stopped. */
+  private every(ms: number, fn: () => Promise<void>): void {
+    const schedule = (): void => {
+      if (this.stopped) return;
+      const t = setTimeout(() => {
+        this.timers.delete(t);
+        void fn()
+          .catch((err: unknown) => this.log.warn({ err: errorText(err) }, 'agent loop iteration failed'))
+          .finally(schedule);
+      }, ms);
+      this.timers.add(t);
+    };
+    schedule();
+  }
+
+  /** A cancellable sleep whose timer is cleared on stop. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.timers.delete(t);
+        resolve();
+      }, ms);
+      this.timers.add(t);
+      if (this.stopped) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Node registration and heartbeats
+  // -------------------------------------------------------------------------------------------
+
+  private async observe(): Promise<NodeObservation> {
+    try {
+      const { status } = await this.runtime.status();
+      const down = status.conditions.filter((c) => (c.type === 'RuntimeReady' || c.type === 'NetworkReady') && !c.status);
+      if (down.length === 0) return { memoryPressure: false, diskPressure: false, pidPressure: false, ready: true };
+      return {
+        memoryPressure: false,
+        diskPressure: false,
+        pidPressure: false,
+        ready: false,
+        readyMessage: down.map((c) => `container runtime ${c.type === 'NetworkReady' ? 'network' : 'status'} not ready: ${c.type}=false reason:${c.reason ?? ''} message:${c.message ?? ''}`).join(', '),
+      };
+    } catch (err) {
+      return { memoryPressure: false, diskPressure: false, pidPressure: false, ready: false, readyMessage: `container runtime is down: ${errorText(err)}` };
+    }
+  }
+
+  private async desiredNode(previous: readonly V1NodeCondition[] | undefined): Promise<V1Node> {
+    const conditions = nodeConditions(previous, await this.observe(), new Date());
+    let images: Awaited<ReturnType<ContainerRuntime['listImages']>> | undefined;
+    let runtimeVersion = '';
+    try {
+      images = await this.runtime.listImages();
+      const v = await this.runtime.version();
+      runtimeVersion = `${v.runtimeName}://${v.runtimeVersion}`;
+    } catch (err) {
+      this.log.debug({ err: errorText(err) }, 'runtime images/version unavailable');
+    }
+    return nodeObject(this.nodeName, this.machine, {
+      ...(this.options.labels ? { labels: this.options.labels } : {}),
+      ...(this.options.capacity?.pods !== undefined ? { maxPods: this.options.capacity.pods } : {}),
+      ...(images ? { images } : {}),
+      containerRuntimeVersion: runtimeVersion,
+      conditions,
+    });
+  }
+
+  /** Creates the Node (or adopts an existing one), retrying until it succeeds or the agent stops. */
+  private async register(signal: AbortSignal): Promise<void> {
+    for (let wait = 500; !this.stopped && !signal.aborted; wait = Math.min(wait * 2, 7_000)) {
+      try {
+        const node = await this.desiredNode(undefined);
+        try {
+          const created = await this.api.create<KubeObject>('/api/v1/nodes', node);
+          this.nodeUid = (created.metadata as { uid?: string } | undefined)?.uid;
+          this.log.info({ node: this.nodeName }, 'registered the node');
+        } catch (err) {
+          if (!isAlreadyExists(err) && !(err instanceof ApiStatusError && err.code === 409)) throw err;
+          this.log.info({ node: this.nodeName }, 'the node exists; updating its status');
+        }
+        await this.postNodeStatus(true);
+        return;
+      } catch (err) {
+        this.log.warn({ err: errorText(err), retryInMs: wait }, 'node registration failed');
+        await this.sleep(wait);
+      }
+    }
+  }
+
+  /** PUTs the node status (fresh resourceVersion; retried on conflict). */
+  private async postNodeStatus(force: boolean): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const current = await this.api.get<KubeObject>(`/api/v1/nodes/${this.nodeName}`);
+      const meta = current.metadata as { uid?: string } | undefined;
+      this.nodeUid = meta?.uid ?? this.nodeUid;
+      const prev = ((current.status as { conditions?: V1NodeCondition[] } | undefined)?.conditions);
+      const desired = await this.desiredNode(prev);
+      const conditions = desired.status.conditions ?? [];
+      const changed = !sameConditions(this.lastConditions, conditions);
+      if (!force && !changed && Date.now() - this.lastStatusAt < NODE_STATUS_REPORT_MS) return;
+      try {
+        await this.api.update(`/api/v1/nodes/${this.nodeName}/status`, { ...current, status: { ...(current.status as object | undefined), ...desired.status } });
+        this.lastConditions = conditions;
+        this.lastStatusAt = Date.now();
+        return;
+      } catch (err) {
+        if (!isConflict(err) || attempt >= 4) throw err;
+      }
+    }
+  }
+
+  private async heartbeat(): Promise<void> {
+    await this.renewLease().catch((err: unknown) => this.log.warn({ err: errorText(err) }, 'node lease renewal failed'));
+    await this.postNodeStatus(false);
+  }
+
+  private async renewLease(): Promise<void> {
+    const path = `${LEASES}/${this.nodeName}`;
+    const now = formatMicroTime(Date.now());
+    let lease: KubeObject | undefined;
+    try {
+      lease = await this.api.get<KubeObject>(path);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    if (!lease) {
+      await this.api.create(LEASES, {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: {
+          name: this.nodeName,
+          namespace: 'kube-node-lease',
+          ...(this.nodeUid ? { ownerReferences: [{ apiVersion: 'v1', kind: 'Node', name: this.nodeName, uid: this.nodeUid }] } : {}),
+        },
+        spec: { holderIdentity: this.nodeName, leaseDurationSeconds: NODE_LEASE_DURATION_SECONDS, renewTime: now },
+      });
+      return;
+    }
+    const spec = (lease.spec as Record<string, unknown> | undefined) ?? {};
+    await this.api.update(path, { ...lease, spec: { ...spec, holderIdentity: this.nodeName, leaseDurationSeconds: NODE_LEASE_DURATION_SECONDS, renewTime: now } });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Pods
+  // -------------------------------------------------------------------------------------------
+
+  /** A pod was added or changed: sync it soon. */
+  private kick(pod: Pod): void {
+    if (this.stopped) return;
+    this.syncPod(pod);
+  }
+
+  /** A pod left the informer: terminate its worker. */
+  private gone(pod: Pod): void {
+    const uid = pod.metadata.uid ?? '';
+    this.finished.delete(uid);
+    const entry = this.pods.get(uid);
+    if (!entry) return;
+    this.serialized(uid, async () => {
+      await entry.worker.terminate(pod.metadata.deletionGracePeriodSeconds ?? 0);
+      this.pods.delete(uid);
+    });
+  }
+
+  private async syncAll(): Promise<void> {
+    const informer = this.informer;
+    if (!informer?.synced) return;
+    const live = new Set<string>();
+    for (const pod of informer.list()) {
+      live.add(pod.metadata.uid ?? '');
+      this.syncPod(pod);
+    }
+    // Workers of pods the informer no longer has (a missed delete event).
+    for (const [uid, entry] of this.pods) {
+      if (live.has(uid)) continue;
+      this.serialized(uid, async () => {
+        await entry.worker.terminate(0);
+        this.pods.delete(uid);
+      });
+    }
+    await Promise.allSettled([...this.busy.values()]);
+  }
+
+  /** Runs `fn` for `uid` unless one is in flight (then once more after it). */
+  private serialized(uid: string, fn: () => Promise<void>): void {
+    if (this.busy.has(uid)) {
+      this.again.add(uid);
+      return;
+    }
+    const run = fn()
+      .catch((err: unknown) => this.log.warn({ uid, err: errorText(err) }, 'pod sync failed'))
+      .finally(() => {
+        this.busy.delete(uid);
+        if (this.again.delete(uid) && !this.stopped) {
+          const latest = this.informer?.list().find((p) => p.metadata.uid === uid);
+          if (latest) this.syncPod(latest);
+        }
+      });
+    this.busy.set(uid, run);
+  }
+
+  private syncPod(pod: Pod): void {
+    const uid = pod.metadata.uid;
+    if (!uid || this.stopped || this.finished.has(uid)) return;
+    this.serialized(uid, async () => {
+      // The informer's latest copy: the event that queued this may be stale.
+      const latest = this.informer?.get(`${pod.metadata.namespace}/${pod.metadata.name}`);
+      const p = latest && latest.metadata.uid === uid ? latest : pod;
+      if (p.metadata.deletionTimestamp) await this.finishDeletion(p);
+      else await this.syncRunning(p);
+    });
+  }
+
+  private async syncRunning(pod: Pod): Promise<void> {
+    const uid = pod.metadata.uid!;
+    let entry = this.pods.get(uid);
+    if (!entry) {
+      entry = { worker: new PodWorker({ runtime: this.runtime, runtimeName: await this.runtimeName() }) };
+      this.pods.set(uid, entry);
+    }
+    const base: Pod = entry.written ? { ...pod, status: entry.written } : pod;
+    await entry.worker.sync(base);
+    if (this.stopped) return;
+    const status = await entry.worker.status(base);
+    if (!statusChanged(base.status ?? {}, status)) return;
+    await this.writeStatus(pod, status);
+    entry.written = status;
+  }
+
+  private runtimeNameCache?: string;
+  private async runtimeName(): Promise<string> {
+    if (this.runtimeNameCache === undefined) {
+      try {
+        this.runtimeNameCache = (await this.runtime.version()).runtimeName;
+      } catch {
+        return 'containerd';
+      }
+    }
+    return this.runtimeNameCache;
+  }
+
+  /** PUTs the pod's status with its resourceVersion, re-reading on conflict. */
+  private async writeStatus(pod: Pod, status: V1PodStatus): Promise<void> {
+    const path = `/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}`;
+    let current: Pod = pod;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.api.update(`${path}/status`, { ...current, status });
+        return;
+      } catch (err) {
+        if (isNotFound(err)) return;
+        if (!isConflict(err) || attempt >= 4) throw err;
+      }
+      try {
+        current = await this.api.get<Pod>(path);
+      } catch (err) {
+        if (isNotFound(err)) return;
+        throw err;
+      }
+      if (current.metadata.uid !== pod.metadata.uid) return;
+    }
+  }
+
+  /** Terminates the pod's containers, then deletes the pod for good (grace 0, UID precondition). */
+  private async finishDeletion(pod: Pod): Promise<void> {
+    const uid = pod.metadata.uid!;
+    const entry = this.pods.get(uid);
+    if (entry) await entry.worker.terminate(pod.metadata.deletionGracePeriodSeconds ?? DEFAULT_GRACE_SECONDS);
+    if (this.stopped) return;
+    try {
+      await this.api.request('DELETE', `/api/v1/namespaces/${pod.metadata.namespace}/pods/${pod.metadata.name}`, {
+        body: { kind: 'DeleteOptions', apiVersion: 'v1', gracePeriodSeconds: 0, preconditions: { uid } },
+      });
+    } catch (err) {
+      // Gone already, or a new pod under the same name (the UID precondition failed).
+      if (!isNotFound(err) && !(err instanceof ApiStatusError && err.code === 409)) throw err;
+    }
+    this.pods.delete(uid);
+    this.finished.add(uid);
+    this.log.debug({ pod: `${pod.metadata.namespace}/${pod.metadata.name}` }, 'pod deleted');
+  }
+}
+
+function sameConditions(a: readonly V1NodeCondition[] | undefined, b: readonly V1NodeCondition[]): boolean {
+  if (!a || a.length !== b.length) return false;
+  return a.every((x, i) => x.type === b[i]!.type && x.status === b[i]!.status && x.reason === b[i]!.reason && x.message === b[i]!.message);
+}
