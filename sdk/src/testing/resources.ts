@@ -33,6 +33,8 @@ export interface ResourceTracker {
    * loop turns to run), stops tracking, and returns what is still alive.
    */
   settle(withinMs?: number): Promise<string[]>;
+  /** Where each resource still alive was created (stack traces), to say what leaked. */
+  origins(): string[];
 }
 
 /**
@@ -42,14 +44,20 @@ export interface ResourceTracker {
  */
 export function trackResources(): ResourceTracker {
   const live = new Map<number, string>();
+  const stacks = new Map<number, string>();
   let lastInit = -1;
   const hook = createHook({
     init(asyncId, type) {
       lastInit = asyncId;
-      if (TRACKED.has(type)) live.set(asyncId, type);
+      if (!TRACKED.has(type)) return;
+      live.set(asyncId, type);
+      const holder: { stack?: string } = {};
+      Error.captureStackTrace(holder);
+      stacks.set(asyncId, `${type}${(holder.stack ?? '').replace(/^Error/, '').split('\n').filter((l) => !l.includes('node:internal/async_hooks') && !l.includes('testing/resources')).slice(0, 12).join('\n')}`);
     },
     destroy(asyncId) {
       live.delete(asyncId);
+      stacks.delete(asyncId);
     },
   }).enable();
   const alive = (): string[] => {
@@ -62,10 +70,14 @@ export function trackResources(): ResourceTracker {
     new Promise<void>((resolve) => {
       const before = lastInit;
       schedule(resolve);
-      if (lastInit !== before) live.delete(lastInit);
+      if (lastInit !== before) {
+        live.delete(lastInit);
+        stacks.delete(lastInit);
+      }
     });
   return {
     alive,
+    origins: () => [...live.keys()].map((id) => stacks.get(id) ?? live.get(id)!),
     async settle(withinMs = 1000) {
       const deadline = Date.now() + withinMs;
       try {
