@@ -316,6 +316,7 @@ export function describeContainerRuntimeContract<C>(
       });
 
       it('pulls, lists and removes an image; removeImage is idempotent', async function () {
+        // Skipped only when the caller says the runtime has no image it may remove (`removableImage: null`, e.g. an air-gapped containerd).
         if (removableImage === null) this.skip();
         const ref = removableImage!;
         images.add(ref);
@@ -503,6 +504,7 @@ export function describeContainerRuntimeContract<C>(
 
       it('reports stats when it implements them', async function () {
         const r = rt();
+        // Stats are optional in this contract: a runtime without them skips this check (cri-fake has them).
         if (!r.containerStats && !r.listContainerStats) this.skip();
         const sb = await runSandbox();
         const id = await createContainer(sb, 'stats', runningCommand);
