@@ -59,8 +59,9 @@ describe('the node agent on a hollow node (fake runtime, default distribution, k
     }, 15_000, 'node Ready');
     expect(node.metadata.labels['kubernetes.io/hostname']).to.equal(NODE);
     expect(node.status.allocatable).to.include({ cpu: '4', memory: '8Gi', pods: '110' });
-    const lease = await c.request('GET', `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${NODE}`);
-    expect(lease.status, lease.body).to.equal(200);
+    // The Lease comes with the first heartbeat, just after registration.
+    let lease = await c.request('GET', `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${NODE}`);
+    await until(async () => (lease = await c.request('GET', `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${NODE}`)).status === 200, 15_000, 'the node Lease');
     expect((lease.json() as Json).spec).to.include({ holderIdentity: NODE, leaseDurationSeconds: 40 });
   });
 

@@ -39,8 +39,9 @@ describe('Deployments on the default distribution (kubectl rollout)', function (
       await c.ok(['create', 'namespace', ns]);
       await until(async () => (await c.request('GET', `/api/v1/namespaces/${ns}/serviceaccounts/default`)).status === 200, 10_000, 'default service account');
     }
+    // Re-armed after each pass, until after() clears `kubelet` (a pass in flight then stops the loop).
     const tick = (): void => {
-      kubelet = setTimeout(() => void fakeKubelet().catch(() => undefined).finally(tick), 100);
+      kubelet = setTimeout(() => void fakeKubelet().catch(() => undefined).finally(() => kubelet !== undefined && tick()), 100);
     };
     tick();
   });

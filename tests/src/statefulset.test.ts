@@ -105,8 +105,9 @@ describe('StatefulSets on the default distribution', function () {
         }
       }
     })();
+    // Re-armed after each pass, until after() clears `kubelet` (a pass in flight then stops the loop).
     const tick = (): void => {
-      kubelet = setTimeout(() => void fakeKubelet().catch(() => undefined).finally(tick), 100);
+      kubelet = setTimeout(() => void fakeKubelet().catch(() => undefined).finally(() => kubelet !== undefined && tick()), 100);
     };
     tick();
   });
