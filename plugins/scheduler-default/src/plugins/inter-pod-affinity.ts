@@ -17,6 +17,7 @@
  * @module
  */
 import {
+  compileLabelSelector,
   MAX_NODE_SCORE,
   PodInfo,
   Status,
@@ -64,51 +65,7 @@ const EMPTY_LABELS: Labels = Object.freeze({});
 
 /** A compiled label selector: true when `labels` satisfy it. */
 type Matcher = (labels: Labels | undefined) => boolean;
-
-const matchers = new WeakMap<LabelSelector, Matcher>();
-
-/** Compiles `sel` (cached per object: existing pods' selectors are compiled once). */
-function compileSelector(sel: LabelSelector): Matcher {
-  let m = matchers.get(sel);
-  if (m) return m;
-  const keys: string[] = [];
-  const values: string[] = [];
-  for (const k of Object.keys(sel.matchLabels ?? {})) {
-    keys.push(k);
-    values.push(sel.matchLabels![k]!);
-  }
-  const exprs = (sel.matchExpressions ?? []).map((e) => ({ key: e.key, op: e.operator, values: e.values ?? [] }));
-  const nk = keys.length;
-  const ne = exprs.length;
-  m = (labels) => {
-    const l = (labels ?? EMPTY_LABELS) as Record<string, unknown>;
-    for (let i = 0; i < nk; i++) if (l[keys[i]!] !== values[i]) return false;
-    for (let i = 0; i < ne; i++) {
-      const e = exprs[i]!;
-      const v = l[e.key];
-      const has = typeof v === 'string';
-      switch (e.op) {
-        case 'In':
-          if (!has || !e.values.includes(v)) return false;
-          break;
-        case 'NotIn':
-          if (has && e.values.includes(v)) return false;
-          break;
-        case 'Exists':
-          if (!has) return false;
-          break;
-        case 'DoesNotExist':
-          if (has) return false;
-          break;
-        default:
-          return false;
-      }
-    }
-    return true;
-  };
-  matchers.set(sel, m);
-  return m;
-}
+const compileSelector = compileLabelSelector;
 
 /** True when `sel` has no requirement (it matches everything). */
 function selectorIsEmpty(sel: LabelSelector): boolean {
