@@ -24,7 +24,7 @@ import {
 } from '@kubernel/sdk';
 import { machineInfo, nodeConditions, nodeObject, type MachineInfo, type NodeObservation, type V1Node, type V1NodeCondition } from './node-status.js';
 import { statusChanged, type V1PodStatus } from './pod-status.js';
-import { PodWorker, type V1WorkerPod } from './pod-worker.js';
+import { POD_UID_LABEL, PodWorker, type V1WorkerPod } from './pod-worker.js';
 
 /** The node Lease's duration (the kubelet's `nodeLeaseDurationSeconds`). */
 export const NODE_LEASE_DURATION_SECONDS = 40;
@@ -51,6 +51,18 @@ export interface AgentOptions {
   readonly syncIntervalMs?: number;
   /** How often the Lease is renewed (and node conditions re-evaluated). Default 10 000 ms. */
   readonly heartbeatIntervalMs?: number;
+  /**
+   * The node's pod CIDR (the kubelet's `--pod-cidr`, for clusters without node IPAM): set on the
+   * Node's `spec.podCIDR` when it has none, and handed to the runtime (CRI `UpdateRuntimeConfig`),
+   * whose CNI configuration allocates pod IPs from it. A `spec.podCIDR` the Node already has wins.
+   */
+  readonly podCIDR?: string;
+  /** The node's InternalIP addresses (also the pods' `hostIP(s)`). */
+  readonly addresses?: readonly string[];
+  /** The port of the agent's HTTPS API, published as `status.daemonEndpoints.kubeletEndpoint.Port`. */
+  readonly kubeletPort?: number;
+  /** How often runtime sandboxes of pods the API no longer has are removed. Default 10 000 ms. */
+  readonly housekeepingIntervalMs?: number;
 }
 
 type Pod = V1WorkerPod & KubeObject & {
@@ -89,6 +101,7 @@ export class Agent {
   private nodeUid?: string;
   private lastConditions?: readonly V1NodeCondition[];
   private lastStatusAt = 0;
+  private podCIDRApplied?: string;
 
   constructor(private readonly options: AgentOptions) {
     this.api = options.api;
@@ -126,6 +139,7 @@ export class Agent {
       });
       informer.run();
       this.every(this.syncIntervalMs, () => this.syncAll());
+      this.every(this.options.housekeepingIntervalMs ?? 10_000, () => this.housekeeping());
 
       await new Promise<void>((resolve) => {
         if (this.stopped) resolve();
@@ -210,6 +224,9 @@ export class Agent {
     }
     return nodeObject(this.nodeName, this.machine, {
       ...(this.options.labels ? { labels: this.options.labels } : {}),
+      ...(this.options.podCIDR ? { podCIDR: this.options.podCIDR } : {}),
+      ...(this.options.addresses ? { addresses: this.options.addresses } : {}),
+      ...(this.options.kubeletPort !== undefined ? { kubeletPort: this.options.kubeletPort } : {}),
       ...(this.options.capacity?.pods !== undefined ? { maxPods: this.options.capacity.pods } : {}),
       ...(images ? { images } : {}),
       containerRuntimeVersion: runtimeVersion,
@@ -231,11 +248,30 @@ export class Agent {
           this.log.info({ node: this.nodeName }, 'the node exists; updating its status');
         }
         await this.postNodeStatus(true);
+        await this.ensurePodCIDR();
         return;
       } catch (err) {
         this.log.warn({ err: errorText(err), retryInMs: wait }, 'node registration failed');
         await this.sleep(wait);
       }
+    }
+  }
+
+  /**
+   * Sets `spec.podCIDR` from the agent's option when the Node has none, then hands the Node's pod
+   * CIDR to the runtime (CRI `UpdateRuntimeConfig`) so its CNI configuration allocates from it.
+   */
+  private async ensurePodCIDR(): Promise<void> {
+    let node = await this.api.get<KubeObject>(`/api/v1/nodes/${this.nodeName}`);
+    let cidr = (node.spec as { podCIDR?: string } | undefined)?.podCIDR;
+    if (!cidr && this.options.podCIDR) {
+      cidr = this.options.podCIDR;
+      node = await this.api.update<KubeObject>(`/api/v1/nodes/${this.nodeName}`, { ...node, spec: { ...(node.spec as object | undefined), podCIDR: cidr, podCIDRs: [cidr] } });
+    }
+    if (cidr && cidr !== this.podCIDRApplied && this.runtime.updateRuntimeConfig) {
+      await this.runtime.updateRuntimeConfig({ podCidr: cidr });
+      this.podCIDRApplied = cidr;
+      this.log.info({ podCIDR: cidr }, 'pod CIDR handed to the container runtime');
     }
   }
 
@@ -263,6 +299,7 @@ export class Agent {
 
   private async heartbeat(): Promise<void> {
     await this.renewLease().catch((err: unknown) => this.log.warn({ err: errorText(err) }, 'node lease renewal failed'));
+    if (this.podCIDRApplied === undefined) await this.ensurePodCIDR().catch((err: unknown) => this.log.warn({ err: errorText(err) }, 'pod CIDR not applied'));
     await this.postNodeStatus(false);
   }
 
@@ -331,6 +368,30 @@ export class Agent {
       });
     }
     await Promise.allSettled([...this.busy.values()]);
+  }
+
+  /**
+   * Removes what the runtime runs for pods the API no longer has (deleted while the agent was down,
+   * or leftovers of a failed termination): their containers and sandboxes, by the pod UID label.
+   */
+  private async housekeeping(): Promise<void> {
+    const informer = this.informer;
+    if (!informer?.synced) return;
+    const known = new Set(informer.list().map((p) => p.metadata.uid ?? ''));
+    for (const uid of this.pods.keys()) known.add(uid);
+    const orphans = new Set<string>();
+    for (const sb of await this.runtime.listPodSandbox()) {
+      const uid = sb.labels[POD_UID_LABEL];
+      if (uid && !known.has(uid) && !this.busy.has(uid)) orphans.add(uid);
+    }
+    for (const uid of orphans) {
+      this.serialized(uid, async () => {
+        // A throwaway worker: it terminates whatever the runtime lists under the UID.
+        const worker = new PodWorker({ runtime: this.runtime });
+        await worker.terminateUid(uid, 0);
+        this.log.info({ uid }, 'removed the sandbox of a pod the API no longer has');
+      });
+    }
   }
 
   /** Runs `fn` for `uid` unless one is in flight (then once more after it). */

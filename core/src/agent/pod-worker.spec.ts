@@ -147,7 +147,7 @@ class FakeRuntime implements PodWorkerRuntime {
   }
   async listContainers(filter?: ContainerFilter): Promise<Container[]> {
     return [...this.containers.values()]
-      .filter((c) => matches(c.config.labels ?? {}, filter?.labelSelector))
+      .filter((c) => matches(c.config.labels ?? {}, filter?.labelSelector) && (filter?.podSandboxId === undefined || c.sandboxId === filter.podSandboxId))
       .map((c) => ({ id: c.id, podSandboxId: c.sandboxId, metadata: c.config.metadata, image: c.config.image, imageRef: c.config.image.image, state: c.state, createdAt: c.createdAt, labels: c.config.labels ?? {}, annotations: c.config.annotations ?? {} }));
   }
   async containerStatus(id: string): Promise<ContainerStatusResponse> {
@@ -415,5 +415,44 @@ describe('agent pod worker', () => {
     expect(rt.sandboxes.size).to.equal(0);
     expect(worker.isTerminated).to.equal(true);
     expect(worker.nextSyncAt()).to.equal(undefined);
+  });
+
+  it('a new worker (agent restarted) adopts the running sandbox and containers: nothing is restarted', async () => {
+    const { clock, rt, worker } = setup();
+    const p = pod({ containers: [{ name: 'a', image: 'busybox:1.36' }, { name: 'b', image: 'nginx:1.25' }] });
+    await worker.sync(p);
+    clock.advance(1_000);
+    rt.exit('b', 1);
+    await worker.sync(p); // b restarted once: restart count 1
+    const before = await worker.status();
+    expect(before.containerStatuses!.map((c) => c.restartCount)).to.deep.equal([0, 1]);
+    rt.calls.length = 0;
+    const fresh = new PodWorker({ runtime: rt, clock, hostIPs: ['192.168.1.10'] });
+    await fresh.sync({ ...p, status: before });
+    expect(rt.calls.filter((c) => !c.startsWith('pullImage')), 'no sandbox or container created').to.deep.equal([]);
+    expect(fresh.wasAdopted).to.equal(true);
+    const after = await fresh.status({ ...p, status: before });
+    expect(after.containerStatuses!.map((c) => [c.name, c.restartCount, c.containerID, Object.keys(c.state)[0]])).to.deep.equal(
+      before.containerStatuses!.map((c) => [c.name, c.restartCount, c.containerID, 'running']),
+    );
+    expect(after.containerStatuses![1]!.lastState.terminated?.exitCode, 'lastState of b kept').to.equal(1);
+    expect(after.startTime).to.equal(before.startTime);
+  });
+
+  it('a sandbox that is no longer ready is replaced (attempt 1) and its containers start again in the new one', async () => {
+    const { clock, rt, worker } = setup();
+    const p = pod({ containers: [{ name: 'a', image: 'busybox:1.36' }] });
+    await worker.sync(p);
+    rt.sandboxes.get('sb1')!.ready = false;
+    for (const c of rt.containers.values()) if (c.state === 'CONTAINER_RUNNING') { c.state = 'CONTAINER_EXITED'; c.exitCode = 137; c.finishedAt = clock.now() * 1e6; }
+    clock.advance(1_000);
+    rt.calls.length = 0;
+    await worker.sync(p);
+    expect(rt.calls.filter((c) => c.startsWith('runPodSandbox'))).to.deep.equal(['runPodSandbox web']);
+    const fresh = [...rt.sandboxes.values()].find((sb) => sb.ready)!;
+    expect(fresh.config.metadata.attempt).to.equal(1);
+    expect(rt.running()).to.deep.equal(['a']);
+    const running = [...rt.containers.values()].find((c) => c.state === 'CONTAINER_RUNNING')!;
+    expect(running.sandboxId).to.equal(fresh.id);
   });
 });

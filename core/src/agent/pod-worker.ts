@@ -210,6 +210,8 @@ export class PodWorker {
   private readonly backoffs = new Map<string, Backoff>();
   private readonly startTime: number;
   private terminated = false;
+  private adoptionDone = false;
+  private adopted = false;
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(opts: PodWorkerOptions) {
@@ -255,12 +257,85 @@ export class PodWorker {
     return next;
   }
 
+  /**
+   * Ensures a ready sandbox: on the first sync it adopts what the runtime already runs for the pod
+   * (an agent restarted while its pods ran); a sandbox that is no longer ready (its network
+   * namespace or pause process died) is replaced with a new attempt and every container of the
+   * old one is killed and started again, as the kubelet does.
+   */
   private async ensureSandbox(pod: V1WorkerPod): Promise<boolean> {
-    if (this.sandboxId !== undefined) return true;
-    const config = sandboxConfigOf(pod, 0);
+    if (!this.adoptionDone) {
+      this.adoptionDone = true;
+      await this.adopt(pod);
+    }
+    let attempt = 0;
+    if (this.sandboxId !== undefined) {
+      let state: PodSandboxStatus['state'] | undefined;
+      try {
+        state = (await this.runtime.podSandboxStatus(this.sandboxId)).status.state;
+      } catch (err) {
+        if (!isRuntimeError(err, 'NotFound')) throw err;
+      }
+      if (state === 'SANDBOX_READY') return true;
+      attempt = (this.sandboxConfig?.metadata.attempt ?? 0) + 1;
+      await this.killSandbox(this.sandboxId);
+    }
+    const config = sandboxConfigOf(pod, attempt);
     this.sandboxId = await this.runtime.runPodSandbox(config);
     this.sandboxConfig = config;
     return true;
+  }
+
+  /** Stops and removes a sandbox that is no longer ready and its containers (kept as history: none). */
+  private async killSandbox(id: string): Promise<void> {
+    for (const ctr of await this.runtime.listContainers({ podSandboxId: id })) {
+      try {
+        await this.runtime.stopContainer(ctr.id, 0);
+      } catch (err) {
+        if (!isRuntimeError(err, 'NotFound')) throw err;
+      }
+    }
+    try {
+      await this.runtime.stopPodSandbox(id);
+    } catch (err) {
+      if (!isRuntimeError(err, 'NotFound')) throw err;
+    }
+    // The containers stay (exited) so that restart counts and lastState carry over to the new
+    // sandbox; they go with the pod.
+  }
+
+  /**
+   * Takes over the newest ready sandbox the runtime has for the pod's UID and, per container name,
+   * its newest instance (current) and the one before (previous); older instances are removed.
+   */
+  private async adopt(pod: V1WorkerPod): Promise<void> {
+    const uid = pod.metadata.uid;
+    if (!uid) return;
+    const sandboxes = (await this.runtime.listPodSandbox({ labelSelector: { [POD_UID_LABEL]: uid } })).sort((a, b) => b.createdAt - a.createdAt);
+    const ready = sandboxes.find((s) => s.state === 'SANDBOX_READY');
+    if (!ready) return;
+    this.sandboxId = ready.id;
+    this.sandboxConfig = sandboxConfigOf(pod, ready.metadata.attempt ?? 0);
+    const byName = new Map<string, { id: string; restarts: number; createdAt: number }[]>();
+    for (const ctr of await this.runtime.listContainers({ labelSelector: { [POD_UID_LABEL]: uid } })) {
+      const name = ctr.labels[CONTAINER_NAME_LABEL] ?? ctr.metadata.name;
+      const list = byName.get(name) ?? [];
+      list.push({ id: ctr.id, restarts: Number(ctr.annotations[CONTAINER_RESTART_COUNT_ANNOTATION] ?? ctr.metadata.attempt ?? 0), createdAt: ctr.createdAt });
+      byName.set(name, list);
+    }
+    for (const [name, list] of byName) {
+      list.sort((a, b) => b.restarts - a.restarts || b.createdAt - a.createdAt);
+      const rec = this.record(name);
+      rec.current = list[0]?.id;
+      rec.previous = list[1]?.id;
+      for (const old of list.slice(2)) await this.removeQuietly(old.id);
+    }
+    this.adopted = true;
+  }
+
+  /** Whether the worker took over a sandbox that was already running (after an agent restart). */
+  get wasAdopted(): boolean {
+    return this.adopted;
   }
 
   private record(name: string): ContainerRecord {
@@ -464,10 +539,18 @@ export class PodWorker {
    * the runtime lists for the pod's UID. Idempotent; later syncs are no-ops.
    */
   terminate(gracePeriodSeconds: number): Promise<void> {
-    return this.serial(async () => {
+    return this.serial(() => this.terminateNow(gracePeriodSeconds, this.pod?.metadata.uid));
+  }
+
+  /** {@link terminate} for a pod the worker never synced (an orphan found by its UID label). */
+  terminateUid(uid: string, gracePeriodSeconds: number): Promise<void> {
+    return this.serial(() => this.terminateNow(gracePeriodSeconds, uid));
+  }
+
+  private async terminateNow(gracePeriodSeconds: number, uid: string | undefined): Promise<void> {
+    {
       this.terminated = true;
       const pod = this.pod;
-      const uid = pod?.metadata.uid;
       const grace = Math.max(0, Math.floor(gracePeriodSeconds));
       const regular = new Set((pod?.spec.containers ?? []).map((c) => c.name));
       const order = [
@@ -511,6 +594,6 @@ export class PodWorker {
       this.backoffs.clear();
       this.sandboxId = undefined;
       this.sandboxConfig = undefined;
-    });
+    }
   }
 }

@@ -54,6 +54,23 @@ function natsOptions(cmd: Command): Command {
     .addOption(new Option('--nats-replicas <n>', 'bucket replicas on an external cluster').choices(['1', '3', '5']));
 }
 
+/** The node role's flags (the kubelet's names). */
+function agentOptions(cmd: Command, join: boolean): Command {
+  cmd
+    .option('--hostname-override <name>', 'the Node\'s name (default: the host name, lower-cased)')
+    .option('--node-ip <ip>', 'the Node\'s InternalIP (default: the first non-loopback IPv4 address)')
+    .option('--pod-cidr <cidr>', 'the pod CIDR of this node when the cluster allocates none', join ? undefined : '10.244.0.0/24')
+    .option('--max-pods <n>', 'pods this node runs at most', '110');
+  if (join) {
+    cmd
+      .option('--kubeconfig <file>', 'the node\'s credentials (written by a bootstrap-token join)')
+      .option('--server <url>', 'the API server to join (with --token)')
+      .option('--token <token>', 'a bootstrap token (<id>.<secret>) to join with')
+      .option('--certificate-authority <file>', 'the cluster CA (PEM) to verify --server with');
+  }
+  return cmd;
+}
+
 let exitCode: number = EXIT.ok;
 const run = (roles: readonly Role[], name: string) => async (opts: RunOptions) => {
   const { runRoles } = await import('./run-command.js');
@@ -95,13 +112,13 @@ plugins
     exitCode = await pluginsValidate(file, out, err);
   });
 
-natsOptions(runOptions(program.command('up'), 10257))
+agentOptions(natsOptions(runOptions(program.command('up'), 10257)), false)
   .description('run a whole single-node cluster (server and agent roles) in the foreground until SIGINT/SIGTERM')
   .action(run(['server', 'agent'], 'up'));
 natsOptions(runOptions(program.command('server'), 10257))
   .description('run the control-plane role in the foreground until SIGINT/SIGTERM')
   .action(run(['server'], 'server'));
-runOptions(program.command('agent'), 10248)
+agentOptions(runOptions(program.command('agent'), 10248), true)
   .description('run the node role in the foreground until SIGINT/SIGTERM')
   .action(run(['agent'], 'agent'));
 

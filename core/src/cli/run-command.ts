@@ -19,6 +19,7 @@ import { ensurePki, type ClusterPki } from '../pki/pki.js';
 import { randomBytes } from 'node:crypto';
 import { bootstrapCluster, writeKubeconfig } from '../apiserver/bootstrap.js';
 import { join } from 'node:path';
+import { issueNodeCredentials, nodeNameOf, startAgentRole, type AgentRole } from './agent-role.js';
 
 /** Options shared by `up`, `server` and `agent`. */
 export interface RunOptions {
@@ -58,6 +59,15 @@ export interface RunOptions {
   readonly serviceAccountIssuer?: string;
   readonly auditLogPath?: string;
   readonly maxMutatingRequestsInflight?: string;
+  /** The node role's flags (`up` and `agent`). */
+  readonly hostnameOverride?: string;
+  readonly nodeIp?: string;
+  readonly podCidr?: string;
+  readonly kubeconfig?: string;
+  readonly server?: string;
+  readonly token?: string;
+  readonly certificateAuthority?: string;
+  readonly maxPods?: string;
 }
 
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
@@ -202,6 +212,7 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
   }
   let api: ApiServer | undefined;
   let apiClient: ApiClient | undefined;
+  let clusterPki: ClusterPki | undefined;
   if (store) {
     const ports = (opts.serviceNodePortRange ?? '30000-32767').split('-').map(Number);
     const bindAddress = opts.bindAddress ?? '127.0.0.1';
@@ -214,6 +225,7 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
         ...(opts.advertiseAddress ? { advertiseAddress: opts.advertiseAddress } : {}),
         ...(bindAddress !== '0.0.0.0' && bindAddress !== '::' ? { extraSans: [bindAddress, ...(opts.tlsSan?.split(',') ?? [])] } : { extraSans: opts.tlsSan?.split(',') ?? [] }),
       });
+      clusterPki = pki;
       if (Boolean(opts.tlsCertFile) !== Boolean(opts.tlsPrivateKeyFile)) throw new Error('--tls-cert-file and --tls-private-key-file go together');
       tls = {
         cert: opts.tlsCertFile ? await readFile(opts.tlsCertFile, 'utf8') : pki.serving.cert,
@@ -281,6 +293,8 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
   };
 
   let health: HealthServer | undefined;
+  let agentRole: AgentRole | undefined;
+  let nodeClient: ApiClient | undefined;
   let signalled: NodeJS.Signals | undefined;
   let finish!: (code: number) => void;
   const finished = new Promise<number>((r) => (finish = r));
@@ -292,6 +306,8 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
     }
     signalled = signal;
     out(`received ${signal}: stopping (timeout ${distribution.kernel.stopTimeoutMs / 1000}s)\n`);
+    await agentRole?.stop();
+    nodeClient?.close();
     const report = await kernel.stop();
     apiClient?.close();
     await api?.stop();
@@ -316,8 +332,19 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
       starting: (p) => out(`  starting ${p.kind} plugin ${p.id}\n`),
       running: (p, ms) => out(`  ✓ ${p.id} running (${ms} ms)\n`),
     });
+    if (roles.includes('agent') && !signalled) {
+      if (kernel.extensions('container-runtime').length === 0) {
+        out('  ! the agent role provides no container-runtime plugin: no node agent runs (add cri-containerd to the distribution)\n');
+      } else {
+        const started = await startAgent(roles, opts, dataDir, logger, kernel, api, clusterPki, out);
+        agentRole = started.role;
+        nodeClient = started.client;
+      }
+    }
   } catch (e) {
     if (signalled) return finished;
+    await agentRole?.stop();
+    nodeClient?.close();
     await kernel.stop();
     apiClient?.close();
     await api?.stop();
@@ -331,4 +358,62 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
     out(`kubernel ${command}: ready; health at http://${health.address}/readyz, metrics at http://${health.address}/metrics; Ctrl-C stops it\n`);
   }
   return finished;
+}
+
+/** Starts the node role: node credentials, the distribution's container runtime, the agent loop. */
+async function startAgent(
+  roles: readonly Role[],
+  opts: RunOptions,
+  dataDir: string,
+  logger: ReturnType<typeof createLogger>,
+  kernel: Awaited<ReturnType<typeof bootKernel>>['kernel'],
+  api: ApiServer | undefined,
+  pki: ClusterPki | undefined,
+  out: (s: string) => void,
+): Promise<{ role: AgentRole; client: ApiClient }> {
+  const runtime = kernel.extensions('container-runtime')[0]!;
+  const nodeName = nodeNameOf(opts);
+  const agentDir = join(dataDir, 'agent');
+  let client: ApiClient;
+  if (roles.includes('server') && api && pki) {
+    const pair = await issueNodeCredentials(pki.ca, nodeName, agentDir, api.url);
+    client = new ApiClient({ server: api.url, ca: pki.ca.cert, cert: pair.cert, key: pair.key });
+    out(`  ✓ node credentials for system:node:${nodeName} (${join(agentDir, 'kubelet.conf')})\n`);
+  } else if (opts.kubeconfig) {
+    client = await clientFromKubeconfig(opts.kubeconfig);
+  } else {
+    throw new Error('kubernel agent needs --kubeconfig FILE, or --server URL with a bootstrap --token');
+  }
+  const v = await runtime.version();
+  out(`  ✓ container runtime ${v.runtimeName} ${v.runtimeVersion} (CRI ${v.runtimeApiVersion})\n`);
+  const role = startAgentRole({ flags: opts, dataDir, logger, runtime, api: client });
+  out(`  ✓ node agent for node ${role.nodeName} started\n`);
+  return { role, client };
+}
+
+/** An API client from a kubeconfig's current context (inline data or file references). */
+async function clientFromKubeconfig(file: string): Promise<ApiClient> {
+  const { parse } = await import('yaml');
+  const cfg = parse(await readFile(file, 'utf8')) as {
+    'current-context'?: string;
+    contexts?: { name: string; context: { cluster: string; user: string } }[];
+    clusters?: { name: string; cluster: Record<string, string> }[];
+    users?: { name: string; user: Record<string, string> }[];
+  };
+  const ctx = cfg.contexts?.find((c) => c.name === cfg['current-context'])?.context ?? cfg.contexts?.[0]?.context;
+  const cluster = cfg.clusters?.find((c) => c.name === ctx?.cluster)?.cluster ?? cfg.clusters?.[0]?.cluster;
+  const user = cfg.users?.find((u) => u.name === ctx?.user)?.user ?? cfg.users?.[0]?.user ?? {};
+  if (!cluster?.server) throw new Error(`${file}: no cluster server`);
+  const data = async (inline: string | undefined, path: string | undefined): Promise<string | undefined> =>
+    inline ? Buffer.from(inline, 'base64').toString('utf8') : path ? readFile(path, 'utf8') : undefined;
+  const ca = await data(cluster['certificate-authority-data'], cluster['certificate-authority']);
+  const cert = await data(user['client-certificate-data'], user['client-certificate']);
+  const key = await data(user['client-key-data'], user['client-key']);
+  return new ApiClient({
+    server: cluster.server,
+    ...(ca ? { ca } : {}),
+    ...(cert ? { cert } : {}),
+    ...(key ? { key } : {}),
+    ...(user.token ? { token: user.token } : {}),
+  });
 }

@@ -723,6 +723,14 @@ export interface RuntimeService {
   containerStats?(containerId: string): Promise<ContainerStats>;
   /** `ListContainerStats` (optional): the usage of the containers matching `filter`. */
   listContainerStats?(filter?: ContainerStatsFilter): Promise<ContainerStats[]>;
+
+  /**
+   * `UpdateRuntimeConfig` (optional): tells the runtime the node's pod CIDR (`10.88.0.0/24`). A
+   * runtime configured with a CNI config template (containerd's `conf_template`) writes its CNI
+   * config from it, if it has none yet; until then it reports {@link NETWORK_READY} false.
+   * Idempotent. @throws {RuntimeError} `InvalidArgument` for a malformed CIDR.
+   */
+  updateRuntimeConfig?(config: { readonly podCidr: string }): Promise<void>;
 }
 
 /**
@@ -785,7 +793,7 @@ export const CONTAINER_RUNTIME_METHODS = Object.freeze([
 ] as const);
 
 /** The methods a {@link ContainerRuntime} may have; when present they must be functions. */
-export const OPTIONAL_CONTAINER_RUNTIME_METHODS = Object.freeze(['containerStats', 'listContainerStats', 'close'] as const);
+export const OPTIONAL_CONTAINER_RUNTIME_METHODS = Object.freeze(['containerStats', 'listContainerStats', 'updateRuntimeConfig', 'close'] as const);
 
 /** The required methods `value` lacks (empty when it has them all). */
 export function missingContainerRuntimeMethods(value: unknown): string[] {
