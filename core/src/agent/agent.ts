@@ -16,6 +16,7 @@ import {
   isNotFound,
   parseQuantity,
   ApiStatusError,
+  EventRecorder,
   type ApiClient,
   type ContainerRuntime,
   type Informer,
@@ -24,7 +25,9 @@ import {
 } from '@kubernel/sdk';
 import { machineInfo, nodeConditions, nodeObject, type MachineInfo, type NodeObservation, type V1Node, type V1NodeCondition } from './node-status.js';
 import { statusChanged, type V1PodStatus } from './pod-status.js';
-import { POD_UID_LABEL, PodWorker, type V1WorkerPod } from './pod-worker.js';
+import type { CgroupManager } from './cgroups.js';
+import { POD_UID_LABEL, PodWorker, type PodWorkerOptions, type V1WorkerPod } from './pod-worker.js';
+import { ProbeManager } from './prober.js';
 
 /** The node Lease's duration (the kubelet's `nodeLeaseDurationSeconds`). */
 export const NODE_LEASE_DURATION_SECONDS = 40;
@@ -63,6 +66,18 @@ export interface AgentOptions {
   readonly kubeletPort?: number;
   /** How often runtime sandboxes of pods the API no longer has are removed. Default 10 000 ms. */
   readonly housekeepingIntervalMs?: number;
+  /**
+   * Pod-level cgroups (real runtimes): pods run under `/<root>/<qos>/pod<uid>` with the pod's
+   * limits, and the agent removes them when pods end. Off by default (hollow nodes run no processes).
+   */
+  readonly cgroups?: CgroupManager;
+  /** Probes run (exec through the runtime, HTTP and TCP to the pod IP). Default true. */
+  readonly probes?: boolean;
+  /** Volumes and environment of containers (see {@link PodWorkerOptions}). */
+  readonly preparePod?: PodWorkerOptions['preparePod'];
+  readonly setupContainer?: PodWorkerOptions['setupContainer'];
+  /** Called when a pod's worker is gone (its volumes can go). */
+  readonly podRemoved?: (uid: string) => Promise<void>;
 }
 
 type Pod = V1WorkerPod & KubeObject & {
@@ -102,6 +117,9 @@ export class Agent {
   private lastConditions?: readonly V1NodeCondition[];
   private lastStatusAt = 0;
   private podCIDRApplied?: string;
+  private readonly events: EventRecorder;
+  private readonly eventsAbort = new AbortController();
+  private readonly probes?: ProbeManager;
 
   constructor(private readonly options: AgentOptions) {
     this.api = options.api;
@@ -117,6 +135,29 @@ export class Agent {
     const memoryBytes = cap.memory === undefined ? base.memoryBytes : typeof cap.memory === 'number' ? cap.memory : Number(parseQuantity(cap.memory).nanos / 1_000_000_000n);
     if (!Number.isInteger(cpus) || cpus < 0) throw new Error(`agent: capacity.cpu must be a whole number of CPUs, got ${String(cap.cpu)}`);
     this.machine = { ...base, cpus, memoryBytes };
+    this.events = new EventRecorder({ api: options.api, component: 'kubelet', host: options.nodeName, logger: this.log, signal: this.eventsAbort.signal });
+    if (options.probes !== false) {
+      this.probes = new ProbeManager({
+        execSync: (id, cmd, timeout) => this.runtime.execSync(id, cmd, timeout),
+        onResult: (change) => this.resync(change.uid),
+        onKill: (kill) => this.resync(kill.uid),
+        onEvent: (e) => {
+          const pod = this.podByUid(e.uid);
+          if (pod) this.events.event(pod, e.type, e.reason, e.message);
+        },
+      });
+    }
+  }
+
+  /** The informer's pod with `uid`, if any. */
+  private podByUid(uid: string): Pod | undefined {
+    return this.informer?.list().find((p) => p.metadata.uid === uid);
+  }
+
+  /** Syncs the pod with `uid` again soon (a probe result changed). */
+  private resync(uid: string): void {
+    const pod = this.podByUid(uid);
+    if (pod) this.syncPod(pod);
   }
 
   /** Runs until `signal` aborts; resolves once every loop stopped (containers keep running). */
@@ -156,6 +197,8 @@ export class Agent {
 
   private stop(): void {
     this.stopped = true;
+    this.probes?.stop();
+    this.eventsAbort.abort();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
   }
@@ -348,6 +391,7 @@ export class Agent {
     this.serialized(uid, async () => {
       await entry.worker.terminate(pod.metadata.deletionGracePeriodSeconds ?? 0);
       this.pods.delete(uid);
+      await this.options.podRemoved?.(uid);
     });
   }
 
@@ -365,6 +409,7 @@ export class Agent {
       this.serialized(uid, async () => {
         await entry.worker.terminate(0);
         this.pods.delete(uid);
+        await this.options.podRemoved?.(uid);
       });
     }
     await Promise.allSettled([...this.busy.values()]);
@@ -384,11 +429,18 @@ export class Agent {
       const uid = sb.labels[POD_UID_LABEL];
       if (uid && !known.has(uid) && !this.busy.has(uid)) orphans.add(uid);
     }
+    if (this.options.cgroups) {
+      for (const cg of await this.options.cgroups.listPodCgroups()) {
+        if (known.has(cg.uid) || orphans.has(cg.uid) || this.busy.has(cg.uid)) continue;
+        await this.options.cgroups.removePodCgroup(cg.name).catch((err: unknown) => this.log.warn({ uid: cg.uid, err: errorText(err) }, 'removing an orphaned pod cgroup failed'));
+      }
+    }
     for (const uid of orphans) {
       this.serialized(uid, async () => {
         // A throwaway worker: it terminates whatever the runtime lists under the UID.
-        const worker = new PodWorker({ runtime: this.runtime });
+        const worker = this.newWorker();
         await worker.terminateUid(uid, 0);
+        await this.options.podRemoved?.(uid);
         this.log.info({ uid }, 'removed the sandbox of a pod the API no longer has');
       });
     }
@@ -428,7 +480,7 @@ export class Agent {
     const uid = pod.metadata.uid!;
     let entry = this.pods.get(uid);
     if (!entry) {
-      entry = { worker: new PodWorker({ runtime: this.runtime, runtimeName: await this.runtimeName() }) };
+      entry = { worker: this.newWorker(await this.runtimeName()) };
       this.pods.set(uid, entry);
     }
     const base: Pod = entry.written ? { ...pod, status: entry.written } : pod;
@@ -438,6 +490,21 @@ export class Agent {
     if (!statusChanged(base.status ?? {}, status)) return;
     await this.writeStatus(pod, status);
     entry.written = status;
+  }
+
+  private newWorker(runtimeName?: string): PodWorker {
+    const o = this.options;
+    return new PodWorker({
+      runtime: this.runtime,
+      ...(runtimeName ? { runtimeName } : {}),
+      ...(o.addresses ? { hostIPs: o.addresses } : {}),
+      nodeMemoryBytes: this.machine.memoryBytes,
+      ...(o.cgroups ? { cgroups: o.cgroups } : {}),
+      ...(this.probes ? { probes: this.probes } : {}),
+      ...(o.preparePod ? { preparePod: o.preparePod } : {}),
+      ...(o.setupContainer ? { setupContainer: o.setupContainer } : {}),
+      onEvent: (pod, type, reason, message) => this.events.event(pod as Pod, type, reason, message),
+    });
   }
 
   private runtimeNameCache?: string;
@@ -489,6 +556,7 @@ export class Agent {
       if (!isNotFound(err) && !(err instanceof ApiStatusError && err.code === 409)) throw err;
     }
     this.pods.delete(uid);
+    await this.options.podRemoved?.(uid);
     this.finished.add(uid);
     this.log.debug({ pod: `${pod.metadata.namespace}/${pod.metadata.name}` }, 'pod deleted');
   }

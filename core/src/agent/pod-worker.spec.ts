@@ -6,6 +6,7 @@ import {
   type ContainerFilter,
   type ContainerStatus,
   type ContainerStatusResponse,
+  type ExecSyncResponse,
   type ImageSpec,
   type ImageStatusResponse,
   type PodSandbox,
@@ -176,6 +177,9 @@ class FakeRuntime implements PodWorkerRuntime {
   async imageStatus(image: ImageSpec): Promise<ImageStatusResponse> {
     const id = this.images.get(image.image);
     return id ? { image: { id, repoTags: [image.image], repoDigests: [], size: 1 } } : {};
+  }
+  async execSync(): Promise<ExecSyncResponse> {
+    return { stdout: new Uint8Array(), stderr: new Uint8Array(), exitCode: 0 };
   }
   async pullImage(image: ImageSpec): Promise<string> {
     this.calls.push(`pullImage ${image.image}`);

@@ -23,10 +23,15 @@ import {
   type ContainerRuntime,
   type ContainerStatus as CriContainerStatus,
   type KeyValue,
+  type Mount,
   type PodSandboxConfig,
   type PodSandboxStatus,
 } from '@kubernel/sdk';
+import type { CgroupManager } from './cgroups.js';
+import { MINIMUM_GRACE_PERIOD_SECONDS, runPostStartHook, runPreStopHook, type V1Lifecycle } from './lifecycle.js';
 import { isRestartableInitContainer, podStatus, type V1Container, type V1Pod, type V1PodSpec, type V1PodStatus, type WaitingReason } from './pod-status.js';
+import type { ProbeManager, V1ProbedContainer, V1ProbedPod } from './prober.js';
+import { containerResources, podCgroupParent, podResourceConfig } from './resources.js';
 
 // ---------------------------------------------------------------------------------------------
 // Types
@@ -56,6 +61,7 @@ export type PodWorkerRuntime = Pick<
   | 'containerStatus'
   | 'imageStatus'
   | 'pullImage'
+  | 'execSync'
 >;
 
 /** `core/v1` `EnvVar` (only plain values are passed on for now). */
@@ -66,7 +72,8 @@ export interface V1EnvVar {
 }
 
 /** `core/v1` `Container`: the fields the worker reads. */
-export interface V1WorkerContainer extends V1Container {
+export interface V1WorkerContainer extends V1Container, Omit<V1ProbedContainer, 'readinessProbe' | 'startupProbe' | 'restartPolicy' | 'image' | 'resources'> {
+  readonly lifecycle?: V1Lifecycle;
   readonly command?: readonly string[];
   readonly args?: readonly string[];
   readonly workingDir?: string;
@@ -88,8 +95,21 @@ export interface V1WorkerPod extends V1Pod {
     readonly containers: readonly V1WorkerContainer[];
     readonly initContainers?: readonly V1WorkerContainer[];
     readonly hostname?: string;
+    readonly terminationGracePeriodSeconds?: number;
+    readonly overhead?: Readonly<Record<string, string>>;
+    readonly priority?: number;
+    readonly priorityClassName?: string;
   };
 }
+
+/** What a pod's containers get from outside the worker: mounts (volumes) and environment. */
+export interface ContainerSetup {
+  readonly mounts?: readonly Mount[];
+  readonly envs?: readonly KeyValue[];
+}
+
+/** An event about the pod (`Killing`, `Unhealthy`, `FailedPostStartHook`, `FailedMount`, ...). */
+export type PodEventSink = (pod: V1WorkerPod, type: 'Normal' | 'Warning', reason: string, message: string) => void;
 
 /** Options of a {@link PodWorker}. */
 export interface PodWorkerOptions {
@@ -100,6 +120,27 @@ export interface PodWorkerOptions {
   readonly runtimeName?: string;
   /** The node's IPs, for `hostIP(s)`. */
   readonly hostIPs?: readonly string[];
+  /**
+   * Pod-level cgroups: the sandbox runs under the pod's cgroup (`/kubepods/burstable/pod<uid>`),
+   * created with the pod's limits before the sandbox and removed after it.
+   */
+  readonly cgroups?: Pick<CgroupManager, 'root' | 'ensurePodCgroup' | 'removePodCgroup'>;
+  /** The node's memory capacity in bytes: containers get CRI resources (CPU shares/quota, memory limit, OOM score) when given. */
+  readonly nodeMemoryBytes?: number;
+  /** The prober: its verdicts make `ready`/`started`; a liveness (or startup) failure restarts the container. */
+  readonly probes?: ProbeManager;
+  /**
+   * Prepares the pod once its sandbox is ready, on every sync (volumes): a failure leaves the
+   * containers waiting (`ContainerCreating`) and is reported as a `FailedMount` event.
+   */
+  readonly preparePod?: (pod: V1WorkerPod, podIPs: readonly string[]) => Promise<void>;
+  /**
+   * A container's mounts and environment; a failure leaves it waiting with
+   * `CreateContainerConfigError` and the error's message (`configmap "x" not found`).
+   */
+  readonly setupContainer?: (pod: V1WorkerPod, container: V1WorkerContainer, podIPs: readonly string[]) => Promise<ContainerSetup>;
+  /** Where the worker's events go. */
+  readonly onEvent?: PodEventSink;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -137,7 +178,7 @@ export function defaultPullPolicy(image: string): 'Always' | 'IfNotPresent' {
 }
 
 /** The sandbox config of a pod (attempt counts sandboxes created before). */
-export function sandboxConfigOf(pod: V1WorkerPod, attempt = 0): PodSandboxConfig {
+export function sandboxConfigOf(pod: V1WorkerPod, attempt = 0, cgroupParent?: string): PodSandboxConfig {
   const name = pod.metadata.name ?? '';
   const namespace = pod.metadata.namespace ?? 'default';
   const uid = pod.metadata.uid ?? '';
@@ -147,12 +188,13 @@ export function sandboxConfigOf(pod: V1WorkerPod, attempt = 0): PodSandboxConfig
     logDirectory: `/var/log/pods/${namespace}_${name}_${uid}`,
     labels: { ...(pod.metadata.labels ?? {}), [POD_NAME_LABEL]: name, [POD_NAMESPACE_LABEL]: namespace, [POD_UID_LABEL]: uid },
     annotations: { ...(pod.metadata.annotations ?? {}) },
+    ...(cgroupParent ? { linux: { cgroupParent } } : {}),
   };
 }
 
 /** The container config of one container at a restart count, running `imageRef`. */
-export function containerConfigOf(pod: V1WorkerPod, c: V1WorkerContainer, restartCount: number, imageRef: string): ContainerConfig {
-  const envs: KeyValue[] = (c.env ?? []).filter((e) => e.valueFrom === undefined).map((e) => ({ key: e.name, value: e.value ?? '' }));
+export function containerConfigOf(pod: V1WorkerPod, c: V1WorkerContainer, restartCount: number, imageRef: string, setup?: ContainerSetup, nodeMemoryBytes?: number): ContainerConfig {
+  const envs: readonly KeyValue[] = setup?.envs ?? (c.env ?? []).filter((e) => e.valueFrom === undefined).map((e) => ({ key: e.name, value: e.value ?? '' }));
   return {
     metadata: { name: c.name, attempt: restartCount },
     image: { image: imageRef, userSpecifiedImage: c.image ?? '' },
@@ -168,6 +210,8 @@ export function containerConfigOf(pod: V1WorkerPod, c: V1WorkerContainer, restar
     },
     annotations: { [CONTAINER_RESTART_COUNT_ANNOTATION]: String(restartCount) },
     logPath: `${c.name}/${restartCount}.log`,
+    ...(setup?.mounts && setup.mounts.length > 0 ? { mounts: setup.mounts } : {}),
+    ...(nodeMemoryBytes !== undefined ? { linux: { resources: containerResources(pod, c, { nodeMemoryCapacity: nodeMemoryBytes }) } } : {}),
   };
 }
 
@@ -211,6 +255,8 @@ export class PodWorker {
   private readonly startTime: number;
   private terminated = false;
   private adoptionDone = false;
+  private mountFailure: string | undefined;
+  private podIPsCache: readonly string[] | undefined;
   private adopted = false;
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -239,6 +285,17 @@ export class PodWorker {
       if (this.terminated) return;
       this.pod = pod;
       if (!(await this.ensureSandbox(pod))) return;
+      if (this.opts.preparePod) {
+        try {
+          await this.opts.preparePod(pod, await this.podIPs());
+          this.mountFailure = undefined;
+        } catch (err) {
+          const message = err instanceof Error ? err.message : String(err);
+          if (message !== this.mountFailure) this.opts.onEvent?.(pod, 'Warning', 'FailedMount', message);
+          this.mountFailure = message;
+          return;
+        }
+      }
       if (!(await this.syncInitContainers(pod))) return;
       for (const c of pod.spec.containers) await this.syncContainer(pod, c, false);
     });
@@ -280,10 +337,34 @@ export class PodWorker {
       attempt = (this.sandboxConfig?.metadata.attempt ?? 0) + 1;
       await this.killSandbox(this.sandboxId);
     }
-    const config = sandboxConfigOf(pod, attempt);
+    const parent = this.cgroupParent(pod);
+    if (parent) await this.opts.cgroups!.ensurePodCgroup(parent, podResourceConfig(pod));
+    const config = sandboxConfigOf(pod, attempt, parent);
     this.sandboxId = await this.runtime.runPodSandbox(config);
     this.sandboxConfig = config;
+    this.podIPsCache = undefined;
     return true;
+  }
+
+  /** The pod's cgroup (`cgroupParent` of its sandbox) when pod cgroups are managed. */
+  private cgroupParent(pod: V1WorkerPod | undefined): string | undefined {
+    if (!this.opts.cgroups || !pod?.metadata.uid) return undefined;
+    return podCgroupParent(pod, this.opts.cgroups.root);
+  }
+
+  /** The sandbox's IPs (primary first); empty without a sandbox or for hostNetwork pods. */
+  private async podIPs(): Promise<readonly string[]> {
+    if (this.podIPsCache) return this.podIPsCache;
+    if (this.sandboxId === undefined) return [];
+    try {
+      const net = (await this.runtime.podSandboxStatus(this.sandboxId)).status.network;
+      const ips = net?.ip ? [net.ip, ...(net.additionalIps ?? [])] : [];
+      this.podIPsCache = ips;
+      return ips;
+    } catch (err) {
+      if (isRuntimeError(err, 'NotFound')) return [];
+      throw err;
+    }
   }
 
   /** Stops and removes a sandbox that is no longer ready and its containers (kept as history: none). */
@@ -315,7 +396,7 @@ export class PodWorker {
     const ready = sandboxes.find((s) => s.state === 'SANDBOX_READY');
     if (!ready) return;
     this.sandboxId = ready.id;
-    this.sandboxConfig = sandboxConfigOf(pod, ready.metadata.attempt ?? 0);
+    this.sandboxConfig = sandboxConfigOf(pod, ready.metadata.attempt ?? 0, this.cgroupParent(pod));
     const byName = new Map<string, { id: string; restarts: number; createdAt: number }[]>();
     for (const ctr of await this.runtime.listContainers({ labelSelector: { [POD_UID_LABEL]: uid } })) {
       const name = ctr.labels[CONTAINER_NAME_LABEL] ?? ctr.metadata.name;
@@ -389,10 +470,42 @@ export class PodWorker {
       rec.current = undefined;
       return this.startContainer(pod, c, rec, 0);
     }
+    if (cur.state === 'CONTAINER_RUNNING' && this.opts.probes) {
+      const order = this.opts.probes.livenessFailed(pod.metadata.uid ?? '', c.name);
+      if (order && order.containerId === cur.id) {
+        this.opts.onEvent?.(pod, 'Warning', 'Unhealthy', order.probeMessage);
+        this.opts.onEvent?.(pod, 'Normal', 'Killing', order.message);
+        await this.stopWithHook(pod, c, cur.id, order.gracePeriodSeconds);
+        const stopped = await this.criStatus(cur.id);
+        if (stopped) return this.syncExited(pod, c, init, rec, stopped);
+        return undefined;
+      }
+    }
     if (cur.state !== 'CONTAINER_EXITED') {
       if (cur.state === 'CONTAINER_RUNNING') rec.waiting = undefined;
       return cur;
     }
+    return this.syncExited(pod, c, init, rec, cur);
+  }
+
+  /** Runs the container's preStop hook (if any) within `grace` seconds, then stops it with the time left. */
+  private async stopWithHook(pod: V1WorkerPod, c: V1WorkerContainer | undefined, id: string, grace: number): Promise<void> {
+    let timeout = grace;
+    const preStop = c?.lifecycle?.preStop;
+    if (preStop && c) {
+      const outcome = await runPreStopHook(preStop, { pod, container: c, containerId: id, podIP: (await this.podIPs())[0] ?? '', execSync: (cid, cmd, t) => this.runtime.execSync(cid, cmd, t) }, grace);
+      if (outcome.failure) this.opts.onEvent?.(pod, outcome.failure.event.type, outcome.failure.event.reason, outcome.failure.message);
+      timeout = outcome.gracePeriodSeconds;
+    }
+    try {
+      await this.runtime.stopContainer(id, timeout);
+    } catch (err) {
+      if (!isRuntimeError(err, 'NotFound')) throw err;
+    }
+  }
+
+  /** An exited container: restart it per the pod's policy, with the crash-loop back-off. */
+  private async syncExited(pod: V1WorkerPod, c: V1WorkerContainer, init: boolean, rec: ContainerRecord, cur: CriContainerStatus): Promise<CriContainerStatus | undefined> {
     if (!this.shouldRestart(pod, c, init, cur.exitCode)) {
       rec.waiting = undefined;
       return cur;
@@ -408,6 +521,7 @@ export class PodWorker {
     }
     if (b && now - finished < b.delayMs) {
       const meta = pod.metadata;
+      if (rec.waiting?.reason !== 'CrashLoopBackOff') this.opts.onEvent?.(pod, 'Warning', 'BackOff', `Back-off restarting failed container ${c.name} in pod ${meta.name ?? ''}_${meta.namespace ?? 'default'}(${meta.uid ?? ''})`);
       rec.waiting = {
         reason: 'CrashLoopBackOff',
         message: `back-off ${goDuration(b.delayMs)} restarting failed container=${c.name} pod=${meta.name ?? ''}_${meta.namespace ?? 'default'}(${meta.uid ?? ''})`,
@@ -430,9 +544,13 @@ export class PodWorker {
     const policy = c.imagePullPolicy ?? defaultPullPolicy(image);
     if (policy !== 'Always') {
       const present = (await this.runtime.imageStatus({ image })).image;
-      if (present) return present.id;
+      if (present) {
+        if (this.pod) this.opts.onEvent?.(this.pod, 'Normal', 'Pulled', `Container image "${image}" already present on machine`);
+        return present.id;
+      }
       if (policy === 'Never') {
         rec.waiting = { reason: 'ErrImageNeverPull', message: `Container image "${image}" is not present with pull policy of Never` };
+        if (this.pod) this.opts.onEvent?.(this.pod, 'Warning', 'ErrImageNeverPull', rec.waiting.message!);
         return undefined;
       }
     }
@@ -461,13 +579,26 @@ export class PodWorker {
   private async startContainer(pod: V1WorkerPod, c: V1WorkerContainer, rec: ContainerRecord, restartCount: number): Promise<CriContainerStatus | undefined> {
     const imageRef = await this.ensureImage(c, rec);
     if (imageRef === undefined) return undefined;
+    let setup: ContainerSetup | undefined;
+    if (this.opts.setupContainer) {
+      try {
+        setup = await this.opts.setupContainer(pod, c, await this.podIPs());
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        if (rec.waiting?.message !== message) this.opts.onEvent?.(pod, 'Warning', 'Failed', `Error: ${message}`);
+        rec.waiting = { reason: 'CreateContainerConfigError', message };
+        return undefined;
+      }
+    }
     let id: string;
     try {
-      id = await this.runtime.createContainer(this.sandboxId!, containerConfigOf(pod, c, restartCount, imageRef), this.sandboxConfig!);
+      id = await this.runtime.createContainer(this.sandboxId!, containerConfigOf(pod, c, restartCount, imageRef, setup, this.opts.nodeMemoryBytes), this.sandboxConfig!);
     } catch (err) {
       rec.waiting = { reason: 'CreateContainerError', message: err instanceof Error ? err.message : String(err) };
+      this.opts.onEvent?.(pod, 'Warning', 'Failed', `Error: ${rec.waiting.message ?? ''}`);
       return undefined;
     }
+    this.opts.onEvent?.(pod, 'Normal', 'Created', `Created container ${c.name}`);
     // Keep one previous instance (for lastState); older ones are removed.
     if (rec.current !== undefined) {
       if (rec.previous !== undefined) await this.removeQuietly(rec.previous);
@@ -481,6 +612,20 @@ export class PodWorker {
       return this.criStatus(id);
     }
     rec.waiting = undefined;
+    this.opts.onEvent?.(pod, 'Normal', 'Started', `Started container ${c.name}`);
+    const postStart = c.lifecycle?.postStart;
+    if (postStart) {
+      const outcome = await runPostStartHook(postStart, { pod, container: c, containerId: id, podIP: (await this.podIPs())[0] ?? '', execSync: (cid, cmd, t) => this.runtime.execSync(cid, cmd, t) });
+      if (!outcome.ok) {
+        this.opts.onEvent?.(pod, outcome.event.type, outcome.event.reason, outcome.message);
+        try {
+          await this.runtime.stopContainer(id, Math.max(MINIMUM_GRACE_PERIOD_SECONDS, pod.spec.terminationGracePeriodSeconds ?? 30));
+        } catch (err) {
+          if (!isRuntimeError(err, 'NotFound')) throw err;
+        }
+        rec.waiting = { reason: outcome.reason, message: outcome.message };
+      }
+    }
     return this.criStatus(id);
   }
 
@@ -517,6 +662,23 @@ export class PodWorker {
           if (!isRuntimeError(err, 'NotFound')) throw err;
         }
       }
+      const probes = this.opts.probes;
+      let verdicts: ReturnType<ProbeManager['verdicts']> | undefined;
+      if (probes && !this.terminated) {
+        const uid = p.metadata.uid ?? '';
+        probes.addPod(p as unknown as V1ProbedPod);
+        for (const [name, cri] of Object.entries(containers)) {
+          if (!cri) continue;
+          probes.updateContainer(uid, name, {
+            containerId: cri.id,
+            startedAt: nanosToMs(cri.startedAt),
+            ...(sandbox?.network?.ip ? { podIP: sandbox.network.ip } : {}),
+            running: cri.state === 'CONTAINER_RUNNING',
+            exited: cri.state === 'CONTAINER_EXITED',
+          });
+        }
+        verdicts = probes.verdicts(p as unknown as V1ProbedPod);
+      }
       return podStatus(
         p,
         {
@@ -526,6 +688,7 @@ export class PodWorker {
           containers,
           previousContainers,
           waiting,
+          ...(verdicts ? { readiness: verdicts.readiness, started: verdicts.started } : {}),
           ...(this.opts.runtimeName ? { runtimeName: this.opts.runtimeName } : {}),
         },
         new Date(this.clock.now()),
@@ -568,13 +731,23 @@ export class PodWorker {
         for (const ctr of await this.runtime.listContainers({ labelSelector: { [POD_UID_LABEL]: uid } })) if (!ids.includes(ctr.id)) ids.push(ctr.id);
         for (const sb of await this.runtime.listPodSandbox({ labelSelector: { [POD_UID_LABEL]: uid } })) if (!sandboxIds.includes(sb.id)) sandboxIds.push(sb.id);
       }
-      for (const id of ids) {
-        try {
-          await this.runtime.stopContainer(id, grace);
-        } catch (err) {
-          if (!isRuntimeError(err, 'NotFound')) throw err;
+      if (uid) this.opts.probes?.stopLivenessAndStartup(uid);
+      const specs = new Map([...(pod?.spec.containers ?? []), ...(pod?.spec.initContainers ?? [])].map((c) => [c.name, c]));
+      const nameOf = new Map<string, string>();
+      for (const [name, rec] of this.containers) if (rec.current !== undefined) nameOf.set(rec.current, name);
+      // Containers stop in parallel, each with its preStop hook inside the grace period.
+      await Promise.all(ids.map(async (id) => {
+        const name = nameOf.get(id);
+        const running = pod && name !== undefined && (await this.criStatus(id))?.state === 'CONTAINER_RUNNING';
+        if (running && pod) await this.stopWithHook(pod, specs.get(name), id, grace);
+        else {
+          try {
+            await this.runtime.stopContainer(id, grace);
+          } catch (err) {
+            if (!isRuntimeError(err, 'NotFound')) throw err;
+          }
         }
-      }
+      }));
       for (const id of sandboxIds) {
         try {
           await this.runtime.stopPodSandbox(id);
@@ -590,6 +763,9 @@ export class PodWorker {
           if (!isRuntimeError(err, 'NotFound')) throw err;
         }
       }
+      const parent = this.cgroupParent(pod);
+      if (parent) await this.opts.cgroups!.removePodCgroup(parent);
+      if (uid) this.opts.probes?.removePod(uid);
       this.containers.clear();
       this.backoffs.clear();
       this.sandboxId = undefined;

@@ -14,6 +14,7 @@ import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { describeError, type ApiClient, type ContainerRuntime, type Logger } from '@kubernel/sdk';
 import { Agent } from '../agent/agent.js';
+import { CgroupManager, cgroupsAvailable } from '../agent/cgroups.js';
 import { issueCertificate, type KeyPair } from '../pki/pki.js';
 import { writeKubeconfig } from '../apiserver/bootstrap.js';
 
@@ -34,6 +35,8 @@ export interface AgentFlags {
   readonly certificateAuthority?: string;
   /** `--max-pods`. */
   readonly maxPods?: string;
+  /** `--cgroup-root`: the cgroup pods live under (`kubepods` by default); one per agent on a machine. */
+  readonly cgroupRoot?: string;
 }
 
 /** A started node role. */
@@ -91,8 +94,16 @@ export interface AgentRoleOptions {
 }
 
 /** Starts the agent loop; resolves once it started (registration goes on in the background). */
-export function startAgentRole(options: AgentRoleOptions): AgentRole {
+export async function startAgentRole(options: AgentRoleOptions): Promise<AgentRole> {
   const { flags, logger } = options;
+  const support = cgroupsAvailable();
+  let cgroups: CgroupManager | undefined;
+  if (support.version !== undefined) {
+    cgroups = new CgroupManager({ root: flags.cgroupRoot || 'kubepods', support });
+    await cgroups.ensureQosCgroups();
+  } else {
+    logger.warn({ component: 'agent', reason: support.reason }, 'no usable cgroups: pods run without pod-level cgroups');
+  }
   const nodeName = nodeNameOf(flags);
   const maxPods = flags.maxPods !== undefined ? Number(flags.maxPods) : undefined;
   if (maxPods !== undefined && (!Number.isInteger(maxPods) || maxPods < 1)) throw new Error(`--max-pods: expected a positive number, got "${flags.maxPods}"`);
@@ -104,6 +115,7 @@ export function startAgentRole(options: AgentRoleOptions): AgentRole {
     addresses: [flags.nodeIp ?? defaultNodeIp()],
     ...(flags.podCidr ? { podCIDR: flags.podCidr } : {}),
     ...(maxPods !== undefined ? { capacity: { pods: maxPods } } : {}),
+    ...(cgroups ? { cgroups } : {}),
   });
   const abort = new AbortController();
   const running = agent.run(abort.signal).catch((err: unknown) => {

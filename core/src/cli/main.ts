@@ -60,7 +60,8 @@ function agentOptions(cmd: Command, join: boolean): Command {
     .option('--hostname-override <name>', 'the Node\'s name (default: the host name, lower-cased)')
     .option('--node-ip <ip>', 'the Node\'s InternalIP (default: the first non-loopback IPv4 address)')
     .option('--pod-cidr <cidr>', 'the pod CIDR of this node when the cluster allocates none', join ? undefined : '10.244.0.0/24')
-    .option('--max-pods <n>', 'pods this node runs at most', '110');
+    .option('--max-pods <n>', 'pods this node runs at most', '110')
+    .option('--cgroup-root <name>', 'the cgroup pods run under (one per agent on a machine)', 'kubepods');
   if (join) {
     cmd
       .option('--kubeconfig <file>', 'the node\'s credentials (written by a bootstrap-token join)')

@@ -68,6 +68,7 @@ export interface RunOptions {
   readonly token?: string;
   readonly certificateAuthority?: string;
   readonly maxPods?: string;
+  readonly cgroupRoot?: string;
 }
 
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
@@ -386,7 +387,7 @@ async function startAgent(
   }
   const v = await runtime.version();
   out(`  ✓ container runtime ${v.runtimeName} ${v.runtimeVersion} (CRI ${v.runtimeApiVersion})\n`);
-  const role = startAgentRole({ flags: opts, dataDir, logger, runtime, api: client });
+  const role = await startAgentRole({ flags: opts, dataDir, logger, runtime, api: client });
   out(`  ✓ node agent for node ${role.nodeName} started\n`);
   return { role, client };
 }
