@@ -26,8 +26,11 @@ import {
 import { machineInfo, nodeConditions, nodeObject, type MachineInfo, type NodeObservation, type V1Node, type V1NodeCondition } from './node-status.js';
 import { statusChanged, type V1PodStatus } from './pod-status.js';
 import type { CgroupManager } from './cgroups.js';
-import { POD_UID_LABEL, PodWorker, type PodWorkerOptions, type V1WorkerPod } from './pod-worker.js';
+import { POD_UID_LABEL, PodWorker, type ContainerSetup, type V1WorkerContainer, type V1WorkerPod } from './pod-worker.js';
 import { ProbeManager } from './prober.js';
+import { expandCommandAndArgs, resolveEnv } from './env.js';
+import { apiVolumeSources, VolumeManager, type VolumeSources } from './volumes.js';
+import type { V1PodContainer, V1PodObject } from './core-v1.js';
 
 /** The node Lease's duration (the kubelet's `nodeLeaseDurationSeconds`). */
 export const NODE_LEASE_DURATION_SECONDS = 40;
@@ -73,11 +76,15 @@ export interface AgentOptions {
   readonly cgroups?: CgroupManager;
   /** Probes run (exec through the runtime, HTTP and TCP to the pod IP). Default true. */
   readonly probes?: boolean;
-  /** Volumes and environment of containers (see {@link PodWorkerOptions}). */
-  readonly preparePod?: PodWorkerOptions['preparePod'];
-  readonly setupContainer?: PodWorkerOptions['setupContainer'];
-  /** Called when a pod's worker is gone (its volumes can go). */
-  readonly podRemoved?: (uid: string) => Promise<void>;
+  /**
+   * Where pod volumes live (`<dir>/<pod uid>/volumes/...`, the kubelet's `/var/lib/kubelet/pods`):
+   * emptyDir, hostPath, configMap, secret, projected and downwardAPI volumes are set up there and
+   * kept up to date. Absent (hollow nodes, which run no processes): volumes are not set up and
+   * containers get no mounts, as kubemark's hollow kubelet with its fake mounter.
+   */
+  readonly podsDir?: string;
+  /** The cluster's DNS domain, for pods' `/etc/hosts`. Default `cluster.local`. */
+  readonly clusterDomain?: string;
 }
 
 type Pod = V1WorkerPod & KubeObject & {
@@ -120,6 +127,10 @@ export class Agent {
   private readonly events: EventRecorder;
   private readonly eventsAbort = new AbortController();
   private readonly probes?: ProbeManager;
+  private readonly sources: VolumeSources;
+  private readonly volumes?: VolumeManager;
+  /** The pod IPs each pod's /etc/hosts was last written for. */
+  private readonly hostsWritten = new Map<string, string>();
 
   constructor(private readonly options: AgentOptions) {
     this.api = options.api;
@@ -135,6 +146,17 @@ export class Agent {
     const memoryBytes = cap.memory === undefined ? base.memoryBytes : typeof cap.memory === 'number' ? cap.memory : Number(parseQuantity(cap.memory).nanos / 1_000_000_000n);
     if (!Number.isInteger(cpus) || cpus < 0) throw new Error(`agent: capacity.cpu must be a whole number of CPUs, got ${String(cap.cpu)}`);
     this.machine = { ...base, cpus, memoryBytes };
+    this.sources = apiVolumeSources(options.api);
+    const allocatable = { cpu: String(cpus), memory: String(memoryBytes) };
+    if (options.podsDir) {
+      this.volumes = new VolumeManager({
+        root: options.podsDir,
+        sources: this.sources,
+        nodeAllocatable: allocatable,
+        ...(options.clusterDomain ? { clusterDomain: options.clusterDomain } : {}),
+        onRefreshError: (pod, err) => this.log.warn({ pod: `${pod.metadata?.namespace ?? ''}/${pod.metadata?.name ?? ''}`, err: err.message }, 'volume refresh failed; keeping the old content'),
+      });
+    }
     this.events = new EventRecorder({ api: options.api, component: 'kubelet', host: options.nodeName, logger: this.log, signal: this.eventsAbort.signal });
     if (options.probes !== false) {
       this.probes = new ProbeManager({
@@ -391,7 +413,7 @@ export class Agent {
     this.serialized(uid, async () => {
       await entry.worker.terminate(pod.metadata.deletionGracePeriodSeconds ?? 0);
       this.pods.delete(uid);
-      await this.options.podRemoved?.(uid);
+      await this.podRemoved(uid);
     });
   }
 
@@ -409,7 +431,7 @@ export class Agent {
       this.serialized(uid, async () => {
         await entry.worker.terminate(0);
         this.pods.delete(uid);
-        await this.options.podRemoved?.(uid);
+        await this.podRemoved(uid);
       });
     }
     await Promise.allSettled([...this.busy.values()]);
@@ -429,6 +451,11 @@ export class Agent {
       const uid = sb.labels[POD_UID_LABEL];
       if (uid && !known.has(uid) && !this.busy.has(uid)) orphans.add(uid);
     }
+    if (this.volumes) {
+      const active = new Set(known);
+      for (const uid of this.busy.keys()) active.add(uid);
+      await this.volumes.cleanupOrphans(active).catch((err: unknown) => this.log.warn({ err: errorText(err) }, 'removing orphaned pod volumes failed'));
+    }
     if (this.options.cgroups) {
       for (const cg of await this.options.cgroups.listPodCgroups()) {
         if (known.has(cg.uid) || orphans.has(cg.uid) || this.busy.has(cg.uid)) continue;
@@ -440,7 +467,7 @@ export class Agent {
         // A throwaway worker: it terminates whatever the runtime lists under the UID.
         const worker = this.newWorker();
         await worker.terminateUid(uid, 0);
-        await this.options.podRemoved?.(uid);
+        await this.podRemoved(uid);
         this.log.info({ uid }, 'removed the sandbox of a pod the API no longer has');
       });
     }
@@ -501,10 +528,44 @@ export class Agent {
       nodeMemoryBytes: this.machine.memoryBytes,
       ...(o.cgroups ? { cgroups: o.cgroups } : {}),
       ...(this.probes ? { probes: this.probes } : {}),
-      ...(o.preparePod ? { preparePod: o.preparePod } : {}),
-      ...(o.setupContainer ? { setupContainer: o.setupContainer } : {}),
+      preparePod: (pod, podIPs) => this.preparePod(pod, podIPs),
+      setupContainer: (pod, c, podIPs, restartCount) => this.setupContainer(pod, c, podIPs, restartCount),
       onEvent: (pod, type, reason, message) => this.events.event(pod as Pod, type, reason, message),
     });
+  }
+
+  /** Volumes (set up and refreshed on every sync) and the pod's /etc/hosts. */
+  private async preparePod(pod: V1WorkerPod, podIPs: readonly string[]): Promise<void> {
+    if (!this.volumes) return;
+    const p = pod as unknown as V1PodObject;
+    await this.volumes.setUp(p);
+    const uid = pod.metadata.uid ?? '';
+    const key = podIPs.join(',');
+    if (this.hostsWritten.get(uid) !== key) {
+      await this.volumes.writeEtcHosts(p, podIPs);
+      this.hostsWritten.set(uid, key);
+    }
+  }
+
+  /** A container's environment (env, envFrom, service links), expanded command/args and mounts. */
+  private async setupContainer(pod: V1WorkerPod, c: V1WorkerContainer, podIPs: readonly string[], restartCount: number): Promise<ContainerSetup> {
+    const p = pod as unknown as V1PodObject;
+    const container = c as unknown as V1PodContainer;
+    const envs = await resolveEnv(p, container, this.sources, {
+      podIPs,
+      hostIPs: this.options.addresses ?? [],
+      nodeAllocatable: { cpu: String(this.machine.cpus), memory: String(this.machine.memoryBytes) },
+      onWarning: (reason, message) => this.events.event(pod as Pod, 'Warning', reason, message),
+    });
+    const { command, args } = expandCommandAndArgs(container, envs);
+    const mounts = this.volumes ? await this.volumes.mountsFor(p, container, { envs, attempt: restartCount }) : [];
+    return { envs, mounts, ...(command ? { command } : {}), ...(args ? { args } : {}) };
+  }
+
+  /** A pod's worker is gone: its volumes go too. */
+  private async podRemoved(uid: string): Promise<void> {
+    this.hostsWritten.delete(uid);
+    await this.volumes?.tearDown(uid);
   }
 
   private runtimeNameCache?: string;
@@ -556,7 +617,7 @@ export class Agent {
       if (!isNotFound(err) && !(err instanceof ApiStatusError && err.code === 409)) throw err;
     }
     this.pods.delete(uid);
-    await this.options.podRemoved?.(uid);
+    await this.podRemoved(uid);
     this.finished.add(uid);
     this.log.debug({ pod: `${pod.metadata.namespace}/${pod.metadata.name}` }, 'pod deleted');
   }

@@ -11,3 +11,13 @@ export { machineInfo, nodeObject, nodeConditions, KUBELET_VERSION } from './node
 export type { MachineInfo, NodeObservation, NodeOptions, V1Node, V1NodeCondition } from './node-status.js';
 export { podStatus, statusChanged } from './pod-status.js';
 export type { V1Pod, V1PodStatus } from './pod-status.js';
+export { bootstrapNodeCredentials, certificateState, newRequest, newKeyAndRequest, NodeBootstrapError, KUBELET_CLIENT_SIGNER, NODE_CLIENT_CERT_FILE, NODE_CLIENT_KEY_FILE, NODE_KUBECONFIG_FILE } from './bootstrap.js';
+export type { BootstrapOptions, NodeCredentials, CertificateState } from './bootstrap.js';
+export { ProbeManager } from './prober.js';
+export type { ProbeManagerOptions, V1Probe } from './prober.js';
+export { CgroupManager, cgroupsAvailable } from './cgroups.js';
+export { containerResources, podCgroupParent, podResourceConfig, oomScoreAdj } from './resources.js';
+export { runPostStartHook, runPreStopHook } from './lifecycle.js';
+export { VolumeManager, VolumeError, isVolumeError, apiVolumeSources, ContainerConfigError } from './volumes.js';
+export type { VolumePlugin, VolumeSources, VolumeManagerOptions } from './volumes.js';
+export { resolveEnv, expandCommandAndArgs } from './env.js';

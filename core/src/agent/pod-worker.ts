@@ -106,6 +106,9 @@ export interface V1WorkerPod extends V1Pod {
 export interface ContainerSetup {
   readonly mounts?: readonly Mount[];
   readonly envs?: readonly KeyValue[];
+  /** The command and args with `$(VAR)` references expanded. */
+  readonly command?: readonly string[];
+  readonly args?: readonly string[];
 }
 
 /** An event about the pod (`Killing`, `Unhealthy`, `FailedPostStartHook`, `FailedMount`, ...). */
@@ -138,7 +141,7 @@ export interface PodWorkerOptions {
    * A container's mounts and environment; a failure leaves it waiting with
    * `CreateContainerConfigError` and the error's message (`configmap "x" not found`).
    */
-  readonly setupContainer?: (pod: V1WorkerPod, container: V1WorkerContainer, podIPs: readonly string[]) => Promise<ContainerSetup>;
+  readonly setupContainer?: (pod: V1WorkerPod, container: V1WorkerContainer, podIPs: readonly string[], restartCount: number) => Promise<ContainerSetup>;
   /** Where the worker's events go. */
   readonly onEvent?: PodEventSink;
 }
@@ -198,8 +201,8 @@ export function containerConfigOf(pod: V1WorkerPod, c: V1WorkerContainer, restar
   return {
     metadata: { name: c.name, attempt: restartCount },
     image: { image: imageRef, userSpecifiedImage: c.image ?? '' },
-    ...(c.command ? { command: c.command } : {}),
-    ...(c.args ? { args: c.args } : {}),
+    ...(setup?.command ?? c.command ? { command: setup?.command ?? c.command } : {}),
+    ...(setup?.args ?? c.args ? { args: setup?.args ?? c.args } : {}),
     ...(c.workingDir ? { workingDir: c.workingDir } : {}),
     envs,
     labels: {
@@ -290,7 +293,7 @@ export class PodWorker {
           await this.opts.preparePod(pod, await this.podIPs());
           this.mountFailure = undefined;
         } catch (err) {
-          const message = err instanceof Error ? err.message : String(err);
+          const message = (err as { eventMessage?: string }).eventMessage ?? (err instanceof Error ? err.message : String(err));
           if (message !== this.mountFailure) this.opts.onEvent?.(pod, 'Warning', 'FailedMount', message);
           this.mountFailure = message;
           return;
@@ -582,7 +585,7 @@ export class PodWorker {
     let setup: ContainerSetup | undefined;
     if (this.opts.setupContainer) {
       try {
-        setup = await this.opts.setupContainer(pod, c, await this.podIPs());
+        setup = await this.opts.setupContainer(pod, c, await this.podIPs(), restartCount);
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         if (rec.waiting?.message !== message) this.opts.onEvent?.(pod, 'Warning', 'Failed', `Error: ${message}`);

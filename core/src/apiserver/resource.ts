@@ -88,6 +88,18 @@ export interface ResourceDef {
    * handler answers the posted object with its status filled in.
    */
   readonly review?: (o: Obj, ctx: ReviewContext, namespace: string | undefined) => Promise<Obj>;
+  /**
+   * Subresources besides status and scale that update the object (GET, PUT, PATCH), e.g. the CSR's
+   * `approval`; {@link prepareForUpdate} must restrict what each may change.
+   */
+  readonly subresources?: readonly string[];
+  /** Sets server-owned fields of a new object from the requester (Kubernetes' PrepareForCreate); runs after mutating admission. */
+  readonly prepareForCreate?: (o: Obj, user: UserInfo) => void;
+  /**
+   * Restricts an update to what its endpoint may change (`''` for the object itself, `status`, or
+   * one of {@link subresources}), after the generic rules (Kubernetes' PrepareForUpdate).
+   */
+  readonly prepareForUpdate?: (o: Obj, old: Obj, subresource: string) => void;
   /** Pods: deleting a scheduled pod marks it for graceful termination by the node agent. */
   readonly gracefulDelete?: (o: Obj) => number | undefined;
 }

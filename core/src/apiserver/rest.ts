@@ -123,6 +123,7 @@ export class RestHandlers {
     const admission = this.admission('CREATE', r, o, undefined, dryRun, warnings);
     await this.admit(admission, 'mutate');
     if (admission) def.defaults?.(o); // what mutating admission added gets its defaults too
+    def.prepareForCreate?.(o, r.user);
     this.validate(def, o, undefined);
     await this.admit(admission, 'validate');
     await def.beforeCreate?.(o, this.hooks, dryRun);
@@ -222,6 +223,8 @@ export class RestHandlers {
         Object.assign(o, result);
       } else if (info.subresource === 'binding') {
         // The binding set spec.nodeName and the PodScheduled condition itself.
+      } else if (info.subresource && def.subresources?.includes(info.subresource)) {
+        // The resource's prepareForUpdate decides what this subresource changes.
       } else if (info.subresource) {
         throw methodNotAllowed(r.info.verb, `${def.plural}/${info.subresource}`);
       } else if (def.statusSubresource) {
@@ -234,6 +237,7 @@ export class RestHandlers {
           else o.spec.finalizers = clone(old.spec.finalizers);
         }
       }
+      def.prepareForUpdate?.(o, old, info.subresource ?? '');
       if (this.tracksGeneration(def) && !info.subresource && !specEqual(o, old)) {
         o.metadata.generation = (old.metadata.generation ?? 1) + 1;
       }

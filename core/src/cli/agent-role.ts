@@ -116,6 +116,7 @@ export async function startAgentRole(options: AgentRoleOptions): Promise<AgentRo
     ...(flags.podCidr ? { podCIDR: flags.podCidr } : {}),
     ...(maxPods !== undefined ? { capacity: { pods: maxPods } } : {}),
     ...(cgroups ? { cgroups } : {}),
+    podsDir: join(options.dataDir, 'agent', 'pods'),
   });
   const abort = new AbortController();
   const running = agent.run(abort.signal).catch((err: unknown) => {

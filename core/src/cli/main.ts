@@ -73,6 +73,7 @@ function agentOptions(cmd: Command, join: boolean): Command {
 }
 
 let exitCode: number = EXIT.ok;
+
 const run = (roles: readonly Role[], name: string) => async (opts: RunOptions) => {
   const { runRoles } = await import('./run-command.js');
   exitCode = await runRoles(name, roles, opts, out, err);
@@ -111,6 +112,18 @@ plugins
   .action(async (file: string) => {
     const { pluginsValidate } = await import('./plugins-command.js');
     exitCode = await pluginsValidate(file, out, err);
+  });
+
+const images = program.command('images').description('images on this node\'s container runtime');
+images
+  .command('import')
+  .description('load OCI image archives (OCI layout or docker save tar) into the node\'s containerd, for pods to run without a registry')
+  .argument('<files...>', 'image archives')
+  .option('--data-dir <dir>', 'the node\'s data dir (its managed containerd)', defaultDataDir())
+  .option('--address <socket>', 'a containerd socket instead of the managed one')
+  .action(async (files: string[], opts: { dataDir: string; address?: string }) => {
+    const { imagesImport } = await import('./images-command.js');
+    exitCode = await imagesImport(files, opts, out, err);
   });
 
 agentOptions(natsOptions(runOptions(program.command('up'), 10257)), false)

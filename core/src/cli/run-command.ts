@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ApiClient, describeError, type Role } from '@kubernel/sdk';
@@ -20,6 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { bootstrapCluster, writeKubeconfig } from '../apiserver/bootstrap.js';
 import { join } from 'node:path';
 import { issueNodeCredentials, nodeNameOf, startAgentRole, type AgentRole } from './agent-role.js';
+import { bootstrapNodeCredentials } from '../agent/bootstrap.js';
 
 /** Options shared by `up`, `server` and `agent`. */
 export interface RunOptions {
@@ -380,41 +382,28 @@ async function startAgent(
     const pair = await issueNodeCredentials(pki.ca, nodeName, agentDir, api.url);
     client = new ApiClient({ server: api.url, ca: pki.ca.cert, cert: pair.cert, key: pair.key });
     out(`  ✓ node credentials for system:node:${nodeName} (${join(agentDir, 'kubelet.conf')})\n`);
-  } else if (opts.kubeconfig) {
-    client = await clientFromKubeconfig(opts.kubeconfig);
+  } else if (opts.kubeconfig && existsSync(opts.kubeconfig)) {
+    client = await ApiClient.fromKubeconfig(opts.kubeconfig);
+  } else if (opts.server && opts.token) {
+    // TLS bootstrap: the bootstrap token asks for a client certificate (a CSR the approving and
+    // signing controllers handle); later starts reuse it until it is due for renewal.
+    out(`  joining ${opts.server} with a bootstrap token as system:node:${nodeName}...\n`);
+    const creds = await bootstrapNodeCredentials({
+      server: opts.server,
+      token: opts.token,
+      nodeName,
+      dir: agentDir,
+      ...(opts.certificateAuthority ? { caFile: opts.certificateAuthority } : {}),
+      logger: logger.child({ component: 'agent-bootstrap' }),
+    });
+    client = await ApiClient.fromKubeconfig(creds.kubeconfigPath);
+    out(`  ✓ node credentials for system:node:${nodeName} (${creds.reused ? 'reused' : `issued through CSR ${creds.csrName ?? ''}`}; ${creds.kubeconfigPath})\n`);
   } else {
-    throw new Error('kubernel agent needs --kubeconfig FILE, or --server URL with a bootstrap --token');
+    throw new Error('kubernel agent needs --kubeconfig FILE, or --server URL with a bootstrap --token (and --certificate-authority FILE)');
   }
   const v = await runtime.version();
   out(`  ✓ container runtime ${v.runtimeName} ${v.runtimeVersion} (CRI ${v.runtimeApiVersion})\n`);
   const role = await startAgentRole({ flags: opts, dataDir, logger, runtime, api: client });
   out(`  ✓ node agent for node ${role.nodeName} started\n`);
   return { role, client };
-}
-
-/** An API client from a kubeconfig's current context (inline data or file references). */
-async function clientFromKubeconfig(file: string): Promise<ApiClient> {
-  const { parse } = await import('yaml');
-  const cfg = parse(await readFile(file, 'utf8')) as {
-    'current-context'?: string;
-    contexts?: { name: string; context: { cluster: string; user: string } }[];
-    clusters?: { name: string; cluster: Record<string, string> }[];
-    users?: { name: string; user: Record<string, string> }[];
-  };
-  const ctx = cfg.contexts?.find((c) => c.name === cfg['current-context'])?.context ?? cfg.contexts?.[0]?.context;
-  const cluster = cfg.clusters?.find((c) => c.name === ctx?.cluster)?.cluster ?? cfg.clusters?.[0]?.cluster;
-  const user = cfg.users?.find((u) => u.name === ctx?.user)?.user ?? cfg.users?.[0]?.user ?? {};
-  if (!cluster?.server) throw new Error(`${file}: no cluster server`);
-  const data = async (inline: string | undefined, path: string | undefined): Promise<string | undefined> =>
-    inline ? Buffer.from(inline, 'base64').toString('utf8') : path ? readFile(path, 'utf8') : undefined;
-  const ca = await data(cluster['certificate-authority-data'], cluster['certificate-authority']);
-  const cert = await data(user['client-certificate-data'], user['client-certificate']);
-  const key = await data(user['client-key-data'], user['client-key']);
-  return new ApiClient({
-    server: cluster.server,
-    ...(ca ? { ca } : {}),
-    ...(cert ? { cert } : {}),
-    ...(key ? { key } : {}),
-    ...(user.token ? { token: user.token } : {}),
-  });
 }

@@ -20,6 +20,9 @@
  * - `daemonset-controller`: one pod per eligible node (node selector, required node affinity,
  *   taints and the daemon tolerations), RollingUpdate (maxUnavailable, maxSurge) and OnDelete over
  *   ControllerRevisions, the status `kubectl rollout status` reads.
+ * - `certificatesigningrequest-approving-controller`, `-signing-controller`, `-cleaner-controller`:
+ *   node TLS bootstrap: kubelet client CSRs approved after a SubjectAccessReview, approved CSRs of
+ *   the kubernetes.io signers issued with the cluster CA, old CSRs removed.
  *
  * @packageDocumentation
  */
@@ -37,6 +40,9 @@ import { statefulSetControllerPlugin } from './statefulset.js';
 import { podGcControllerPlugin } from './podgc.js';
 import { disruptionControllerPlugin } from './disruption.js';
 import { daemonSetControllerPlugin } from './daemonset.js';
+import { csrApprovingControllerPlugin } from './csr-approving.js';
+import { csrSigningControllerPlugin } from './csr-signing.js';
+import { csrCleanerControllerPlugin } from './csr-cleaner.js';
 
 const nsPath = (ns: string): string => `/api/v1/namespaces/${encodeURIComponent(ns)}`;
 
@@ -318,4 +324,51 @@ export {
 } from './daemonset.js';
 export type { DaemonSetControllerConfig, DaemonSetCounts, ManagePlan, NodeDecision, NodeSelectorRequirement, NodeSelectorTerm, RollingUpdatePlan } from './daemonset.js';
 
-export default [serviceAccountControllerPlugin, rootCaPublisherPlugin, replicaSetControllerPlugin, replicationControllerPlugin, deploymentControllerPlugin, namespaceControllerPlugin, garbageCollectorPlugin, endpointsControllerPlugin, endpointSliceControllerPlugin, nodeLifecycleControllerPlugin, podGcControllerPlugin, disruptionControllerPlugin, statefulSetControllerPlugin, daemonSetControllerPlugin];
+export {
+  csrApprovingControllerPlugin,
+  CsrApprover,
+  CSR_RECOGNIZERS,
+  isNodeClientCert,
+  isSelfNodeClientCert,
+  approvalReview,
+  autoApprovedCondition,
+  CSR_APPROVING_CONFIG_SCHEMA,
+  CSR_APPROVING_CONTROLLER_ID,
+} from './csr-approving.js';
+export type { CsrRecognizer, CsrApproverOptions, CsrApprovingConfig } from './csr-approving.js';
+export {
+  csrSigningControllerPlugin,
+  CsrSigner,
+  SigningRefused,
+  SIGNER_RULES,
+  loadSigningAuthority,
+  signCertificate,
+  certificateTtlMs,
+  keyUsagesOf,
+  signerFailedCondition,
+  signingFiles,
+  CSR_SIGNING_CONFIG_SCHEMA,
+  CSR_SIGNING_CONTROLLER_ID,
+  DEFAULT_SIGNING_DURATION_SECONDS,
+  MIN_CERTIFICATE_MS,
+  BACKDATE_MS,
+  SHORT_CERTIFICATE_MS,
+} from './csr-signing.js';
+export type { SignerRule, SigningAuthority, SignatureAlgorithm, CsrSignerOptions, CsrSigningConfig } from './csr-signing.js';
+export { csrCleanerControllerPlugin, csrCleanupReason, cleanCsrs, CSR_CLEANER_CONFIG_SCHEMA, CSR_CLEANER_CONTROLLER_ID, APPROVED_EXPIRATION_MS, DENIED_EXPIRATION_MS, FAILED_EXPIRATION_MS, PENDING_EXPIRATION_MS } from './csr-cleaner.js';
+export type { CsrCleanerConfig } from './csr-cleaner.js';
+export {
+  parseCsr,
+  kubeletClientProblem,
+  kubeletServingProblem,
+  apiServerClientUsagesProblem,
+  approvalState,
+  isApproved,
+  hasTrueCondition,
+  KUBE_APISERVER_CLIENT_SIGNER,
+  KUBE_APISERVER_CLIENT_KUBELET_SIGNER,
+  KUBELET_SERVING_SIGNER,
+} from './csr.js';
+export type { Csr, CsrCondition, ParsedCsr } from './csr.js';
+
+export default [serviceAccountControllerPlugin, rootCaPublisherPlugin, replicaSetControllerPlugin, replicationControllerPlugin, deploymentControllerPlugin, namespaceControllerPlugin, garbageCollectorPlugin, endpointsControllerPlugin, endpointSliceControllerPlugin, nodeLifecycleControllerPlugin, podGcControllerPlugin, disruptionControllerPlugin, statefulSetControllerPlugin, daemonSetControllerPlugin, csrApprovingControllerPlugin, csrSigningControllerPlugin, csrCleanerControllerPlugin];

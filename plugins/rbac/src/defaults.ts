@@ -94,6 +94,11 @@ export const DEFAULT_CLUSTER_ROLES: readonly RoleObject[] = [
     rule(READ, ['discovery.k8s.io'], ['endpointslices']),
     rule(['create', 'patch', 'update'], ['', 'events.k8s.io'], ['events']),
   ]),
+  // Node TLS bootstrap: requesting certificates, and the permissions the CSR approver checks
+  // (with a SubjectAccessReview) before it approves a kubelet client certificate.
+  clusterRole('system:node-bootstrapper', [rule(['create', 'get', 'list', 'watch'], ['certificates.k8s.io'], ['certificatesigningrequests'])]),
+  clusterRole('system:certificates.k8s.io:certificatesigningrequests:nodeclient', [rule(['create'], ['certificates.k8s.io'], ['certificatesigningrequests/nodeclient'])]),
+  clusterRole('system:certificates.k8s.io:certificatesigningrequests:selfnodeclient', [rule(['create'], ['certificates.k8s.io'], ['certificatesigningrequests/selfnodeclient'])]),
 ];
 
 export const DEFAULT_CLUSTER_ROLE_BINDINGS: readonly BindingObject[] = [
@@ -106,4 +111,13 @@ export const DEFAULT_CLUSTER_ROLE_BINDINGS: readonly BindingObject[] = [
   binding('system:kube-scheduler', 'system:kube-scheduler', [{ kind: 'User', name: 'system:kube-scheduler' }]),
   binding('system:kube-controller-manager', 'system:kube-controller-manager', [{ kind: 'User', name: 'system:kube-controller-manager' }]),
   binding('system:node-proxier', 'system:node-proxier', [{ kind: 'User', name: 'system:kube-proxy' }]),
+  // kubeadm's bootstrap bindings (same names, so guides and tools that look for them find them):
+  // bootstrap-token users may request certificates, and get kubelet client certificates approved;
+  // nodes get their renewals approved.
+  binding('kubeadm:kubelet-bootstrap', 'system:node-bootstrapper', [{ kind: 'Group', name: 'system:bootstrappers' }]),
+  binding('kubeadm:node-autoapprove-bootstrap', 'system:certificates.k8s.io:certificatesigningrequests:nodeclient', [{ kind: 'Group', name: 'system:bootstrappers' }]),
+  binding('kubeadm:node-autoapprove-certificate-rotation', 'system:certificates.k8s.io:certificatesigningrequests:selfnodeclient', [{ kind: 'Group', name: 'system:nodes' }]),
+  // Kubernetes' Node authorizer lets nodes create and read CSRs (its node rules); Kubernel's leaves
+  // that to RBAC, so nodes can request their renewals.
+  binding('kubernel:node-certificate-requests', 'system:node-bootstrapper', [{ kind: 'Group', name: 'system:nodes' }]),
 ];
