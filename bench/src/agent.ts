@@ -14,7 +14,7 @@
  * Reproduce: `npm run bench:agent` as root (options: --sequential N, --burst N, --keep to leave
  * the data dir for inspection).
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +27,9 @@ const { values: args } = parseArgs({ options: { sequential: { type: 'string', de
 const SEQUENTIAL = Number(args.sequential);
 const BURST = Number(args.burst);
 const BIN = fileURLToPath(new URL('../../core/bin/kubernel.js', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const BRIDGE = 'kbbench0';
+const CGROUP_ROOT = 'kubernel-bench';
 const IMAGE = 'docker.io/kubernel/busybox:1.35';
 const NS = 'bench';
 
@@ -65,7 +68,10 @@ const fmt = (ms: number): string => `${(ms / 1000).toFixed(3)} s`;
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench/agent runs containers through containerd: run it as root');
   const dir = mkdtempSync(join(tmpdir(), 'kubernel-bench-agent-'));
-  const up: ChildProcess = spawn(process.execPath, [BIN, 'up', '--data-dir', dir, '--api-port', '0', '--healthz-bind-address', '127.0.0.1:0', '--pod-cidr', '10.250.7.0/24', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // The default distribution, on a bridge and cgroup root of its own (nothing else on the machine is touched).
+  const distribution = join(dir, 'distribution.yaml');
+  writeFileSync(distribution, readFileSync(join(ROOT, 'distributions', 'default.yaml'), 'utf8').replace('bridgeName: kubernel0', `bridgeName: ${BRIDGE}`));
+  const up: ChildProcess = spawn(process.execPath, [BIN, 'up', '--data-dir', join(dir, 'k'), '--distribution', distribution, '--api-port', '0', '--healthz-bind-address', '127.0.0.1:0', '--pod-cidr', '10.250.7.0/24', '--cgroup-root', CGROUP_ROOT, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   up.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   const deadline = Date.now() + 120_000;
@@ -74,7 +80,7 @@ async function main(): Promise<void> {
     await sleep(100);
   }
   const base = /API server on (https:\/\/[\d.:]+);/.exec(out)![1]!;
-  const pki = join(dir, 'pki');
+  const pki = join(dir, 'k', 'pki');
   const api = new ApiClient({ server: base, ca: readFileSync(join(pki, 'ca.crt'), 'utf8'), cert: readFileSync(join(pki, 'admin.crt'), 'utf8'), key: readFileSync(join(pki, 'admin.key'), 'utf8') });
   const watchAbort = new AbortController();
   const runningAt = new Map<string, number>();
@@ -172,6 +178,9 @@ async function main(): Promise<void> {
     process.stderr.write('cleaning up: deleting the pods...\n');
     await api.delete(`/api/v1/namespaces/${NS}`);
     await until(() => names.every((n) => gone.has(n)), 'burst pods gone');
+    // Grace 0: the API forgets the pods at once; the agent tears them down right after.
+    const socket = join(dir, 'k', 'plugins', 'cri-containerd', 'state', 'containerd.sock');
+    await until(() => execFileSync('ctr', ['--address', socket, '-n', 'k8s.io', 'containers', 'ls', '-q'], { encoding: 'utf8' }).trim() === '', 'containerd empty', 60_000);
   } finally {
     watchAbort.abort();
     api.close();
@@ -181,7 +190,7 @@ async function main(): Promise<void> {
     const left = containerdPid(dir);
     if (left) process.kill(left, 'SIGKILL');
     try {
-      execFileSync('sh', ['-c', `grep -o " ${dir}[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null; true`]);
+      execFileSync('sh', ['-c', `grep -o " ${dir}[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null; ip link del ${BRIDGE} 2>/dev/null; find /sys/fs/cgroup/*/${CGROUP_ROOT} -depth -type d -exec rmdir {} + 2>/dev/null; true`]);
     } catch {
       // best effort
     }

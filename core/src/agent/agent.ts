@@ -23,7 +23,7 @@ import {
   type KubeObject,
   type Logger,
 } from '@kubernel/sdk';
-import { machineInfo, nodeConditions, nodeObject, type MachineInfo, type NodeObservation, type V1Node, type V1NodeCondition } from './node-status.js';
+import { machineInfo, nodeConditions, nodeObject, pressureOf, readPressureSignals, type MachineInfo, type NodeObservation, type V1Node, type V1NodeCondition } from './node-status.js';
 import { statusChanged, type V1PodStatus } from './pod-status.js';
 import type { CgroupManager } from './cgroups.js';
 import { POD_UID_LABEL, PodWorker, type ContainerSetup, type V1WorkerContainer, type V1WorkerPod } from './pod-worker.js';
@@ -83,6 +83,12 @@ export interface AgentOptions {
    * containers get no mounts, as kubemark's hollow kubelet with its fake mounter.
    */
   readonly podsDir?: string;
+  /**
+   * Where the node's pressure conditions are measured (the filesystem of this path is nodefs):
+   * MemoryPressure, DiskPressure and PIDPressure follow the kubelet's default eviction thresholds.
+   * Absent (hollow nodes): reported false.
+   */
+  readonly pressurePath?: string;
   /** The cluster's DNS domain, for pods' `/etc/hosts`. Default `cluster.local`. */
   readonly clusterDomain?: string;
 }
@@ -260,19 +266,25 @@ export class Agent {
   // -------------------------------------------------------------------------------------------
 
   private async observe(): Promise<NodeObservation> {
+    let pressure = { memoryPressure: false, diskPressure: false, pidPressure: false };
+    if (this.options.pressurePath) {
+      try {
+        pressure = pressureOf(await readPressureSignals(this.options.pressurePath));
+      } catch (err) {
+        this.log.warn({ err: errorText(err) }, 'reading the pressure signals failed');
+      }
+    }
     try {
       const { status } = await this.runtime.status();
       const down = status.conditions.filter((c) => (c.type === 'RuntimeReady' || c.type === 'NetworkReady') && !c.status);
-      if (down.length === 0) return { memoryPressure: false, diskPressure: false, pidPressure: false, ready: true };
+      if (down.length === 0) return { ...pressure, ready: true };
       return {
-        memoryPressure: false,
-        diskPressure: false,
-        pidPressure: false,
+        ...pressure,
         ready: false,
         readyMessage: down.map((c) => `container runtime ${c.type === 'NetworkReady' ? 'network' : 'status'} not ready: ${c.type}=false reason:${c.reason ?? ''} message:${c.message ?? ''}`).join(', '),
       };
     } catch (err) {
-      return { memoryPressure: false, diskPressure: false, pidPressure: false, ready: false, readyMessage: `container runtime is down: ${errorText(err)}` };
+      return { ...pressure, ready: false, readyMessage: `container runtime is down: ${errorText(err)}` };
     }
   }
 

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { QuantityError } from '@kubernel/sdk';
-import { goArch, goOs, machineInfo, nodeConditions, nodeImages, nodeObject, type MachineInfo, type V1NodeCondition } from './node-status.js';
+import { tmpdir } from 'node:os';
+import { goArch, goOs, machineInfo, nodeConditions, nodeImages, nodeObject, pressureOf, readPressureSignals, type MachineInfo, type V1NodeCondition } from './node-status.js';
 
 const NOW = new Date(Date.UTC(2024, 4, 1, 11, 0, 0));
 const NOW_TEXT = '2024-05-01T11:00:00Z';
@@ -221,5 +222,23 @@ describe('agent node status', () => {
         expect(nodeConditions(c.previous, c.observed, NOW)).to.deep.equal(c.want);
       });
     }
+  });
+});
+
+describe('node pressure signals', () => {
+  const ok = { memoryAvailableBytes: 2 ** 30, nodefsAvailableFraction: 0.5, nodefsInodesFreeFraction: 0.5, pidAvailableFraction: 0.9 };
+  it('are false with room, and each turns true under its threshold (kubelet default hard eviction thresholds)', () => {
+    expect(pressureOf(ok)).to.deep.equal({ memoryPressure: false, diskPressure: false, pidPressure: false });
+    expect(pressureOf({ ...ok, memoryAvailableBytes: 99 * 1024 * 1024 }).memoryPressure).to.equal(true);
+    expect(pressureOf({ ...ok, memoryAvailableBytes: 100 * 1024 * 1024 }).memoryPressure).to.equal(false);
+    expect(pressureOf({ ...ok, nodefsAvailableFraction: 0.09 }).diskPressure).to.equal(true);
+    expect(pressureOf({ ...ok, nodefsInodesFreeFraction: 0.04 }).diskPressure).to.equal(true);
+    expect(pressureOf({ ...ok, pidAvailableFraction: 0.04 }).pidPressure).to.equal(true);
+  });
+  it('are read from this machine: fractions within [0, 1], memory in bytes', async () => {
+    const s = await readPressureSignals(tmpdir());
+    expect(s.memoryAvailableBytes).to.be.greaterThan(0);
+    for (const f of [s.nodefsAvailableFraction, s.nodefsInodesFreeFraction, s.pidAvailableFraction]) expect(f).to.be.within(0, 1);
+    expect(s.pidAvailableFraction).to.be.lessThan(1);
   });
 });

@@ -337,3 +337,60 @@ export function nodeConditions(previous: readonly V1NodeCondition[] | undefined,
   }
   return result;
 }
+
+/** What the pressure conditions are computed from (the kubelet's eviction signals). */
+export interface PressureSignals {
+  /** `memory.available`: bytes (MemAvailable). */
+  readonly memoryAvailableBytes: number;
+  /** `nodefs.available` as a fraction of the filesystem holding the agent's data. */
+  readonly nodefsAvailableFraction: number;
+  /** `nodefs.inodesFree` as a fraction. */
+  readonly nodefsInodesFreeFraction: number;
+  /** PIDs left as a fraction of `kernel.pid_max`. */
+  readonly pidAvailableFraction: number;
+}
+
+/**
+ * The kubelet's default hard eviction thresholds (`memory.available<100Mi`, `nodefs.available<10%`,
+ * `nodefs.inodesFree<5%`); for PIDs, which have no default threshold upstream, Kubernel uses
+ * `pid.available<5%`.
+ */
+export const PRESSURE_THRESHOLDS = Object.freeze({ memoryAvailableBytes: 100 * 1024 * 1024, nodefsAvailableFraction: 0.1, nodefsInodesFreeFraction: 0.05, pidAvailableFraction: 0.05 });
+
+/** Reads the pressure signals of this machine; `dataDir` picks the filesystem (nodefs). */
+export async function readPressureSignals(dataDir: string): Promise<PressureSignals> {
+  const { readFile, readdir, statfs } = await import('node:fs/promises');
+  const meminfo = await readFile('/proc/meminfo', 'utf8');
+  const kb = Number(/MemAvailable:\s+(\d+)/.exec(meminfo)?.[1] ?? NaN);
+  const fs = await statfs(dataDir);
+  const pidMax = Number((await readFile('/proc/sys/kernel/pid_max', 'utf8')).trim());
+  // Every thread takes a PID: count tasks, not processes.
+  const threads = await countThreads(readdir, readFile);
+  return {
+    memoryAvailableBytes: kb * 1024,
+    nodefsAvailableFraction: fs.blocks > 0 ? fs.bavail / fs.blocks : 1,
+    nodefsInodesFreeFraction: fs.files > 0 ? fs.ffree / fs.files : 1,
+    pidAvailableFraction: pidMax > 0 ? Math.max(0, pidMax - threads) / pidMax : 1,
+  };
+}
+
+async function countThreads(
+  readdir: (p: string) => Promise<string[]>,
+  readFile: (p: string, e: 'utf8') => Promise<string>,
+): Promise<number> {
+  const loadavg = await readFile('/proc/loadavg', 'utf8').catch(() => '');
+  // loadavg's 4th field is "running/total scheduling entities" (threads): cheap and exact enough.
+  const total = Number(/\d+\/(\d+)/.exec(loadavg)?.[1] ?? NaN);
+  if (Number.isFinite(total)) return total;
+  return (await readdir('/proc')).filter((e) => /^\d+$/.test(e)).length;
+}
+
+/** The pressure part of a {@link NodeObservation} from signals, with {@link PRESSURE_THRESHOLDS}. */
+export function pressureOf(s: PressureSignals): Pick<NodeObservation, 'memoryPressure' | 'diskPressure' | 'pidPressure'> {
+  const t = PRESSURE_THRESHOLDS;
+  return {
+    memoryPressure: s.memoryAvailableBytes < t.memoryAvailableBytes,
+    diskPressure: s.nodefsAvailableFraction < t.nodefsAvailableFraction || s.nodefsInodesFreeFraction < t.nodefsInodesFreeFraction,
+    pidPressure: s.pidAvailableFraction < t.pidAvailableFraction,
+  };
+}

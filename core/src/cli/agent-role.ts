@@ -117,6 +117,7 @@ export async function startAgentRole(options: AgentRoleOptions): Promise<AgentRo
     ...(maxPods !== undefined ? { capacity: { pods: maxPods } } : {}),
     ...(cgroups ? { cgroups } : {}),
     podsDir: join(options.dataDir, 'agent', 'pods'),
+    pressurePath: options.dataDir,
   });
   const abort = new AbortController();
   const running = agent.run(abort.signal).catch((err: unknown) => {
