@@ -1,4 +1,7 @@
 import { expect } from 'chai';
+import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Agent, createLogger } from '@kubernel/core';
 import { ApiClient } from '@kubernel/sdk';
 import { FakeContainerRuntime } from '@kubernel/plugin-cri-fake';
@@ -20,6 +23,7 @@ describe('the node agent on a hollow node (fake runtime, default distribution, k
   let runtime: FakeContainerRuntime;
   const stop = new AbortController();
   let running: Promise<void> | undefined;
+  let manifests = '';
 
   const podsOnNode = async (): Promise<Json[]> =>
     ((JSON.parse(await c.ok(['get', 'pods', '-l', 'app=web', '-o', 'json'])) as Json).items as Json[]).filter((p) => p.spec?.nodeName === NODE);
@@ -28,10 +32,13 @@ describe('the node agent on a hollow node (fake runtime, default distribution, k
     c = await startCluster();
     api = new ApiClient({ server: c.url, ca: c.tls.ca, cert: c.tls.cert, key: c.tls.key });
     runtime = new FakeContainerRuntime({ images: ['registry.k8s.io/pause:3.9', 'docker.io/library/busybox:1.36'] });
+    manifests = mkdtempSync(join(tmpdir(), 'kubernel-manifests-'));
     const agent = new Agent({
       api,
       runtime,
       nodeName: NODE,
+      staticPodPath: manifests,
+      staticPodCheckIntervalMs: 300,
       logger: createLogger({ level: 'silent' }),
       capacity: { cpu: 4, memory: '8Gi', pods: 110 },
       syncIntervalMs: 200,
@@ -47,6 +54,7 @@ describe('the node agent on a hollow node (fake runtime, default distribution, k
     api?.close();
     await runtime?.close();
     await c?.stop();
+    if (manifests) rmSync(manifests, { recursive: true, force: true });
   });
 
   it('registers the node Ready, with allocatable and the hostname label, and renews its Lease', async () => {
@@ -88,5 +96,34 @@ describe('the node agent on a hollow node (fake runtime, default distribution, k
     await c.ok(['delete', 'deployment', 'web']);
     await until(async () => (await c.ok(['get', 'pods', '-l', 'app=web', '-o', 'name'])).trim() === '', 30_000, 'web pods gone from the API');
     await until(() => runtime.counts().sandboxes === 0 && runtime.counts().containers === 0, 5_000, 'runtime empty');
+  });
+
+  it('runs a static pod from its manifest directory, mirrored in the API with its status; the mirror comes back when deleted; removing the manifest stops it', async () => {
+    writeFileSync(join(manifests, 'static-web.yaml'), 'apiVersion: v1\nkind: Pod\nmetadata: { name: static-web, namespace: kube-system, labels: { tier: static } }\nspec:\n  containers: [{ name: c, image: busybox:1.36 }]\n');
+    const name = `static-web-${NODE}`;
+    let mirror: Json = {};
+    await until(async () => {
+      const r = await c.request('GET', `/api/v1/namespaces/kube-system/pods/${name}`);
+      if (r.status !== 200) return false;
+      mirror = r.json();
+      return mirror.status?.phase === 'Running';
+    }, 20_000, 'the mirror pod Running');
+    const hash = mirror.metadata.annotations['kubernetes.io/config.hash'] as string;
+    expect(mirror.metadata.annotations['kubernetes.io/config.mirror']).to.equal(hash);
+    expect(mirror.metadata.annotations['kubernetes.io/config.source']).to.equal('file');
+    expect(mirror.metadata.uid, 'the mirror has its own API UID').to.not.equal(hash);
+    expect(mirror.metadata.ownerReferences).to.deep.include({ apiVersion: 'v1', kind: 'Node', name: NODE, uid: ((await c.request('GET', `/api/v1/nodes/${NODE}`)).json() as Json).metadata.uid, controller: true });
+    expect(mirror.spec.nodeName).to.equal(NODE);
+    const sandboxes = runtime.counts().sandboxes;
+    // kubectl delete of a mirror pod: the static pod keeps running and the mirror comes back.
+    await c.ok(['delete', 'pod', '-n', 'kube-system', name, '--wait=false']);
+    await until(async () => {
+      const r = await c.request('GET', `/api/v1/namespaces/kube-system/pods/${name}`);
+      return r.status === 200 && (r.json() as Json).metadata.uid !== mirror.metadata.uid && (r.json() as Json).status?.phase === 'Running';
+    }, 20_000, 'a new mirror pod, Running');
+    expect(runtime.counts().sandboxes, 'the static pod was not restarted').to.equal(sandboxes);
+    unlinkSync(join(manifests, 'static-web.yaml'));
+    await until(async () => (await c.request('GET', `/api/v1/namespaces/kube-system/pods/${name}`)).status === 404, 20_000, 'the mirror pod gone');
+    await until(() => runtime.counts().sandboxes === 0, 10_000, 'the static pod stopped');
   });
 });

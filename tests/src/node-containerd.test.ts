@@ -1,10 +1,11 @@
 import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { join } from 'node:path';
 import { buildBusyboxImage } from '@kubernel/plugin-cri-containerd';
 import { KUBERNEL_BIN } from './helpers/paths.js';
-import { run } from './helpers/processes.js';
+import { run, start } from './helpers/processes.js';
 import { containerdIds, realNodeSupport, startNodeCluster, type NodeCluster } from './helpers/node-cluster.js';
 import { until } from './helpers/wait.js';
 
@@ -96,6 +97,32 @@ describe('a real single-node cluster: kubernel up with containerd (kubectl)', fu
     }
     expect(pods.every((p) => String(p.status.containerStatuses[0].containerID).startsWith('containerd://'))).to.equal(true);
     expect(podCgroups().length, 'pod cgroups').to.be.greaterThanOrEqual(3);
+  });
+
+  it('kubectl logs, exec (exit codes, stdin) and port-forward reach the pods through the API server and the agent', async () => {
+    const name = (await webPods())[0]!.metadata.name as string;
+    expect((await c.ok(['exec', name, '--', 'cat', '/etc/hostname'])).trim()).to.equal(name);
+    const failing = await c.kubectl(['exec', name, '--', 'sh', '-c', 'exit 3']);
+    expect(failing.code).to.equal(3);
+    const echoed = execFileSync('kubectl', ['exec', '-i', name, '--', 'sh', '-c', 'cat; echo done'], { input: 'from stdin\n', env: { ...process.env, KUBECONFIG: c.kubeconfig }, encoding: 'utf8', timeout: 30_000 });
+    expect(echoed).to.equal('from stdin\ndone\n');
+    await c.ok(['run', 'talker', `--image=${IMAGE}`, '--restart=Never', '--command', '--', 'sh', '-c', 'echo one; echo two >&2; echo three']);
+    await until(async () => (await pod('talker')).status?.phase === 'Succeeded', 60_000, 'talker Succeeded');
+    expect(await c.ok(['logs', 'talker'])).to.equal('one\ntwo\nthree\n');
+    expect(await c.ok(['logs', 'talker', '--tail=1'])).to.equal('three\n');
+    const stamped = (await c.ok(['logs', 'talker', '--timestamps'])).trim().split('\n');
+    expect(stamped).to.have.length(3);
+    for (const line of stamped) expect(line).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z (one|two|three)$/);
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const forward = start('kubectl', ['port-forward', `pod/${name}`, `${port}:80`], { KUBECONFIG: c.kubeconfig });
+    try {
+      await forward.waitFor(/Forwarding from 127\.0\.0\.1:\d+/, 20_000);
+      expect(await fetchText('127.0.0.1', port)).to.contain('Hello from Kubernel');
+    } finally {
+      forward.child.kill('SIGTERM');
+      await forward.exited;
+    }
+    await c.ok(['delete', 'pod', 'talker', '--grace-period=0', '--force']);
   });
 
   it('restarts a container whose liveness probe fails, with Unhealthy and Killing events', async () => {

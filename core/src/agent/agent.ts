@@ -28,6 +28,7 @@ import { statusChanged, type V1PodStatus } from './pod-status.js';
 import type { CgroupManager } from './cgroups.js';
 import { POD_UID_LABEL, PodWorker, type ContainerSetup, type V1WorkerContainer, type V1WorkerPod } from './pod-worker.js';
 import { ProbeManager } from './prober.js';
+import { mirrorHash, mirrorPodOf, readManifestDir, readManifestUrl, type StaticPod } from './static-pods.js';
 import { expandCommandAndArgs, resolveEnv } from './env.js';
 import { apiVolumeSources, VolumeManager, type VolumeSources } from './volumes.js';
 import type { V1PodContainer, V1PodObject } from './core-v1.js';
@@ -89,6 +90,12 @@ export interface AgentOptions {
    * Absent (hollow nodes): reported false.
    */
   readonly pressurePath?: string;
+  /** A directory of static pod manifests (the kubelet's `staticPodPath`). */
+  readonly staticPodPath?: string;
+  /** An HTTP URL serving static pods (the kubelet's `staticPodURL`): a Pod, or a List of pods. */
+  readonly staticPodURL?: string;
+  /** How often the static pod sources are read. Default 20 000 ms (the kubelet's check frequencies). */
+  readonly staticPodCheckIntervalMs?: number;
   /** The cluster's DNS domain, for pods' `/etc/hosts`. Default `cluster.local`. */
   readonly clusterDomain?: string;
 }
@@ -130,11 +137,19 @@ export class Agent {
   private lastConditions?: readonly V1NodeCondition[];
   private lastStatusAt = 0;
   private podCIDRApplied?: string;
+  /** The node Lease as last written. */
+  private lease?: KubeObject;
+  /** Loop iterations in flight (awaited before `run` resolves). */
+  private readonly inflight = new Set<Promise<void>>();
   private readonly events: EventRecorder;
   private readonly eventsAbort = new AbortController();
   private readonly probes?: ProbeManager;
   private readonly sources: VolumeSources;
   private readonly volumes?: VolumeManager;
+  /** Static pods by UID (their config hash), from the manifest directory and URL. */
+  private readonly staticPods = new Map<string, Pod>();
+  private staticLoaded = false;
+  private readonly staticErrors = new Set<string>();
   /** The pod IPs each pod's /etc/hosts was last written for. */
   private readonly hostsWritten = new Map<string, string>();
 
@@ -207,6 +222,12 @@ export class Agent {
         delete: (p) => this.gone(p),
       });
       informer.run();
+      if (this.options.staticPodPath || this.options.staticPodURL) {
+        await this.refreshStaticPods().catch((err: unknown) => this.log.warn({ err: errorText(err) }, 'reading static pods failed'));
+        this.every(this.options.staticPodCheckIntervalMs ?? 20_000, () => this.refreshStaticPods());
+      } else {
+        this.staticLoaded = true;
+      }
       this.every(this.syncIntervalMs, () => this.syncAll());
       this.every(this.options.housekeepingIntervalMs ?? 10_000, () => this.housekeeping());
 
@@ -216,7 +237,7 @@ export class Agent {
       });
       unsubscribe();
       informer.stop();
-      await Promise.allSettled([...this.busy.values()]);
+      await Promise.allSettled([...this.busy.values(), ...this.inflight]);
     } finally {
       signal.removeEventListener('abort', onAbort);
       this.stop();
@@ -235,12 +256,17 @@ export class Agent {
   private every(ms: number, fn: () => Promise<void>): void {
     const schedule = (): void => {
       if (this.stopped) return;
+      // Jittered (up to +4 %), so that agents started together do not stay in lockstep.
       const t = setTimeout(() => {
         this.timers.delete(t);
-        void fn()
+        const run = fn()
           .catch((err: unknown) => this.log.warn({ err: errorText(err) }, 'agent loop iteration failed'))
-          .finally(schedule);
-      }, ms);
+          .finally(() => {
+            this.inflight.delete(run);
+            schedule();
+          });
+        this.inflight.add(run);
+      }, ms * (1 + 0.04 * Math.random()));
       this.timers.add(t);
     };
     schedule();
@@ -345,10 +371,12 @@ export class Agent {
       cidr = this.options.podCIDR;
       node = await this.api.update<KubeObject>(`/api/v1/nodes/${this.nodeName}`, { ...node, spec: { ...(node.spec as object | undefined), podCIDR: cidr, podCIDRs: [cidr] } });
     }
-    if (cidr && cidr !== this.podCIDRApplied && this.runtime.updateRuntimeConfig) {
-      await this.runtime.updateRuntimeConfig({ podCidr: cidr });
+    if (cidr && cidr !== this.podCIDRApplied) {
+      if (this.runtime.updateRuntimeConfig) {
+        await this.runtime.updateRuntimeConfig({ podCidr: cidr });
+        this.log.info({ podCIDR: cidr }, 'pod CIDR handed to the container runtime');
+      }
       this.podCIDRApplied = cidr;
-      this.log.info({ podCIDR: cidr }, 'pod CIDR handed to the container runtime');
     }
   }
 
@@ -380,17 +408,37 @@ export class Agent {
     await this.postNodeStatus(false);
   }
 
+  /**
+   * Renews the node Lease from the copy the last write returned (read again only when there is
+   * none, or after a conflict or a missing Lease), retrying a failed renewal a few times within
+   * the heartbeat as the kubelet's lease controller does.
+   */
   private async renewLease(): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.renewLeaseOnce();
+        return;
+      } catch (err) {
+        this.lease = undefined;
+        if (attempt >= 4 || this.stopped) throw err;
+        await this.sleep(200 * 2 ** attempt);
+      }
+    }
+  }
+
+  private async renewLeaseOnce(): Promise<void> {
     const path = `${LEASES}/${this.nodeName}`;
     const now = formatMicroTime(Date.now());
-    let lease: KubeObject | undefined;
-    try {
-      lease = await this.api.get<KubeObject>(path);
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
+    let lease = this.lease;
+    if (!lease) {
+      try {
+        lease = await this.api.get<KubeObject>(path);
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
     }
     if (!lease) {
-      await this.api.create(LEASES, {
+      this.lease = await this.api.create<KubeObject>(LEASES, {
         apiVersion: 'coordination.k8s.io/v1',
         kind: 'Lease',
         metadata: {
@@ -403,7 +451,7 @@ export class Agent {
       return;
     }
     const spec = (lease.spec as Record<string, unknown> | undefined) ?? {};
-    await this.api.update(path, { ...lease, spec: { ...spec, holderIdentity: this.nodeName, leaseDurationSeconds: NODE_LEASE_DURATION_SECONDS, renewTime: now } });
+    this.lease = await this.api.update<KubeObject>(path, { ...lease, spec: { ...spec, holderIdentity: this.nodeName, leaseDurationSeconds: NODE_LEASE_DURATION_SECONDS, renewTime: now } });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -413,11 +461,17 @@ export class Agent {
   /** A pod was added or changed: sync it soon. */
   private kick(pod: Pod): void {
     if (this.stopped) return;
+    if (mirrorHash(pod) !== undefined) {
+      this.mirrorChanged(pod);
+      return;
+    }
     this.syncPod(pod);
   }
 
   /** A pod left the informer: terminate its worker. */
   private gone(pod: Pod): void {
+    // A deleted mirror pod is made again on the static pod's next sync.
+    if (mirrorHash(pod) !== undefined) return;
     const uid = pod.metadata.uid ?? '';
     this.finished.delete(uid);
     const entry = this.pods.get(uid);
@@ -434,7 +488,12 @@ export class Agent {
     if (!informer?.synced) return;
     const live = new Set<string>();
     for (const pod of informer.list()) {
+      if (mirrorHash(pod) !== undefined) continue;
       live.add(pod.metadata.uid ?? '');
+      this.syncPod(pod);
+    }
+    for (const [uid, pod] of this.staticPods) {
+      live.add(uid);
       this.syncPod(pod);
     }
     // Workers of pods the informer no longer has (a missed delete event).
@@ -456,8 +515,10 @@ export class Agent {
   private async housekeeping(): Promise<void> {
     const informer = this.informer;
     if (!informer?.synced) return;
+    if (!this.staticLoaded) return;
     const known = new Set(informer.list().map((p) => p.metadata.uid ?? ''));
     for (const uid of this.pods.keys()) known.add(uid);
+    for (const uid of this.staticPods.keys()) known.add(uid);
     const orphans = new Set<string>();
     for (const sb of await this.runtime.listPodSandbox()) {
       const uid = sb.labels[POD_UID_LABEL];
@@ -496,7 +557,7 @@ export class Agent {
       .finally(() => {
         this.busy.delete(uid);
         if (this.again.delete(uid) && !this.stopped) {
-          const latest = this.informer?.list().find((p) => p.metadata.uid === uid);
+          const latest = this.staticPods.get(uid) ?? this.informer?.list().find((p) => p.metadata.uid === uid);
           if (latest) this.syncPod(latest);
         }
       });
@@ -526,9 +587,123 @@ export class Agent {
     await entry.worker.sync(base);
     if (this.stopped) return;
     const status = await entry.worker.status(base);
+    if (this.staticPods.has(uid)) {
+      // A static pod's status goes to its mirror pod (made, or made again, as needed).
+      entry.written = status;
+      const mirror = await this.ensureMirror(pod);
+      if (mirror && statusChanged(mirror.status ?? {}, status)) await this.writeStatus(mirror, status);
+      return;
+    }
     if (!statusChanged(base.status ?? {}, status)) return;
     await this.writeStatus(pod, status);
     entry.written = status;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Static pods
+  // -------------------------------------------------------------------------------------------
+
+  /** Reads the static pod sources; starts new pods, stops removed ones (and their mirror pods). */
+  private async refreshStaticPods(): Promise<void> {
+    const found: StaticPod[] = [];
+    const errors: string[] = [];
+    if (this.options.staticPodPath) {
+      const r = await readManifestDir(this.options.staticPodPath, this.nodeName);
+      found.push(...r.pods);
+      errors.push(...r.errors);
+    }
+    if (this.options.staticPodURL) {
+      try {
+        const r = await readManifestUrl(this.options.staticPodURL, this.nodeName);
+        found.push(...r.pods);
+        errors.push(...r.errors);
+      } catch (err) {
+        // An unreachable URL keeps the pods it served last time, as the kubelet does.
+        errors.push(errorText(err));
+        for (const pod of this.staticPods.values()) if (pod.metadata.annotations?.['kubernetes.io/config.source'] === 'http') found.push(pod as unknown as StaticPod);
+        this.reportStaticErrors(errors);
+        return this.applyStaticPods(found);
+      }
+    }
+    this.reportStaticErrors(errors);
+    this.applyStaticPods(found);
+  }
+
+  private reportStaticErrors(errors: readonly string[]): void {
+    for (const e of errors) if (!this.staticErrors.has(e)) this.log.warn({ err: e }, 'a static pod manifest was ignored');
+    this.staticErrors.clear();
+    for (const e of errors) this.staticErrors.add(e);
+  }
+
+  private applyStaticPods(found: readonly StaticPod[]): void {
+    const next = new Map<string, Pod>();
+    for (const p of found) next.set(p.metadata.uid, p as unknown as Pod);
+    for (const [uid, pod] of this.staticPods) {
+      if (next.has(uid)) continue;
+      this.staticPods.delete(uid);
+      this.log.info({ pod: `${pod.metadata.namespace}/${pod.metadata.name}` }, 'static pod removed from its source: stopping it');
+      this.serialized(uid, async () => {
+        const entry = this.pods.get(uid);
+        if (entry) await entry.worker.terminate((pod.spec as { terminationGracePeriodSeconds?: number }).terminationGracePeriodSeconds ?? DEFAULT_GRACE_SECONDS);
+        this.pods.delete(uid);
+        await this.podRemoved(uid);
+        await this.deleteMirror(pod.metadata.namespace ?? 'default', pod.metadata.name ?? '', uid);
+      });
+    }
+    for (const [uid, pod] of next) {
+      const added = !this.staticPods.has(uid);
+      this.staticPods.set(uid, pod);
+      if (added) {
+        this.log.info({ pod: `${pod.metadata.namespace}/${pod.metadata.name}`, uid }, 'static pod found');
+        this.syncPod(pod);
+      }
+    }
+    this.staticLoaded = true;
+  }
+
+  /** The static pod's mirror pod in the API: the existing one, or a new one (replacing a stale one). */
+  private async ensureMirror(pod: Pod): Promise<Pod | undefined> {
+    const ns = pod.metadata.namespace ?? 'default';
+    const name = pod.metadata.name ?? '';
+    const uid = pod.metadata.uid ?? '';
+    const current = this.informer?.get(`${ns}/${name}`);
+    if (current && mirrorHash(current) === uid && !current.metadata.deletionTimestamp) return current;
+    if (current && mirrorHash(current) === undefined) {
+      this.log.warn({ pod: `${ns}/${name}` }, 'a pod that is not a mirror pod has the static pod\'s name: no mirror pod');
+      return undefined;
+    }
+    if (current) await this.deleteMirror(ns, name, current.metadata.uid ?? '', true);
+    try {
+      return await this.api.create<Pod>(`/api/v1/namespaces/${ns}/pods`, mirrorPodOf(pod as unknown as StaticPod, { name: this.nodeName, ...(this.nodeUid ? { uid: this.nodeUid } : {}) }));
+    } catch (err) {
+      if (isAlreadyExists(err)) return undefined; // the informer will show it; next sync
+      throw err;
+    }
+  }
+
+  /** Deletes a mirror pod (grace 0; with `exact`, `uid` is the API object's UID precondition). */
+  private async deleteMirror(ns: string, name: string, uid: string, exact = false): Promise<void> {
+    const current = this.informer?.get(`${ns}/${name}`);
+    if (!current || mirrorHash(current) === undefined) return;
+    if (!exact && mirrorHash(current) !== uid) return;
+    try {
+      await this.api.request('DELETE', `/api/v1/namespaces/${ns}/pods/${name}`, {
+        body: { kind: 'DeleteOptions', apiVersion: 'v1', gracePeriodSeconds: 0, preconditions: { uid: current.metadata.uid } },
+      });
+    } catch (err) {
+      if (!isNotFound(err) && !(err instanceof ApiStatusError && err.code === 409)) throw err;
+    }
+  }
+
+  /** A mirror pod changed: one being deleted, or of no static pod we run, goes (it is made again if needed). */
+  private mirrorChanged(pod: Pod): void {
+    if (!this.staticLoaded) return;
+    const hash = mirrorHash(pod)!;
+    const ns = pod.metadata.namespace ?? 'default';
+    const name = pod.metadata.name ?? '';
+    if (pod.metadata.deletionTimestamp || !this.staticPods.has(hash)) {
+      void this.deleteMirror(ns, name, pod.metadata.uid ?? '', true).catch((err: unknown) => this.log.warn({ pod: `${ns}/${name}`, err: errorText(err) }, 'deleting a mirror pod failed'));
+    }
   }
 
   private newWorker(runtimeName?: string): PodWorker {

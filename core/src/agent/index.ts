@@ -21,3 +21,8 @@ export { runPostStartHook, runPreStopHook } from './lifecycle.js';
 export { VolumeManager, VolumeError, isVolumeError, apiVolumeSources, ContainerConfigError } from './volumes.js';
 export type { VolumePlugin, VolumeSources, VolumeManagerOptions } from './volumes.js';
 export { resolveEnv, expandCommandAndArgs } from './env.js';
+export { AgentServer, ensureServingCertificate, runtimePodLookup, DEFAULT_AGENT_PORT } from './server.js';
+export type { AgentServerOptions, PodLookup, PodRef, ContainerRef } from './server.js';
+export { readContainerLogs } from './logs.js';
+export { readManifestDir, readManifestUrl, staticPodDefaults, mirrorPodOf } from './static-pods.js';
+export { dialTcp, encodeChannelFrame, decodeChannelFrame, exitCodeStatus, SUCCESS_STATUS, Channel } from './streams.js';

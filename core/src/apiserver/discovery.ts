@@ -11,6 +11,14 @@ function hash(text: string): string {
   return createHash('sha256').update(text).digest('base64').slice(0, 11);
 }
 
+/** The pod subresources proxied to the node agent (node-proxy.ts): name, response kind, verbs. */
+const POD_STREAMING: ReadonlyArray<readonly [string, string, readonly string[]]> = [
+  ['attach', 'PodAttachOptions', ['create', 'get']],
+  ['exec', 'PodExecOptions', ['create', 'get']],
+  ['log', 'Pod', ['get']],
+  ['portforward', 'PodPortForwardOptions', ['create', 'get']],
+];
+
 /** The APIResource entries of one group version (legacy discovery), subresources included. */
 export function apiResourceList(registry: ResourceRegistry, group: string, version: string): Record<string, unknown> {
   const resources: Record<string, unknown>[] = [];
@@ -27,8 +35,10 @@ export function apiResourceList(registry: ResourceRegistry, group: string, versi
     });
     if (d.statusSubresource) resources.push({ name: `${d.plural}/status`, singularName: '', namespaced: d.namespaced, kind: d.kind, verbs: ['get', 'patch', 'update'] });
     if (d.scale) resources.push({ name: `${d.plural}/scale`, singularName: '', namespaced: d.namespaced, group: 'autoscaling', version: 'v1', kind: 'Scale', verbs: ['get', 'patch', 'update'] });
+    for (const sub of d.subresources ?? []) resources.push({ name: `${d.plural}/${sub}`, singularName: '', namespaced: d.namespaced, kind: d.kind, verbs: ['get', 'patch', 'update'] });
     if (d.kind === 'Pod' && d.group === '') resources.push({ name: 'pods/binding', singularName: '', namespaced: true, kind: 'Binding', verbs: ['create'] });
     if (d.kind === 'Pod' && d.group === '') resources.push({ name: 'pods/eviction', singularName: '', namespaced: true, group: 'policy', version: 'v1', kind: 'Eviction', verbs: ['create'] });
+    if (d.kind === 'Pod' && d.group === '') for (const [sub, kind, vs] of POD_STREAMING) resources.push({ name: `pods/${sub}`, singularName: '', namespaced: true, kind, verbs: [...vs] });
     if (d.kind === 'Namespace' && d.group === '') resources.push({ name: 'namespaces/finalize', singularName: '', namespaced: false, kind: 'Namespace', verbs: ['update'] });
   }
   return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: group ? `${group}/${version}` : version, resources };
@@ -85,8 +95,10 @@ export function aggregatedDiscovery(registry: ResourceRegistry, core: boolean, v
         const subresources: Record<string, unknown>[] = [];
         if (d.statusSubresource) subresources.push({ subresource: 'status', responseKind: { group, version: v, kind: d.kind }, verbs: ['get', 'patch', 'update'] });
         if (d.scale) subresources.push({ subresource: 'scale', responseKind: { group: 'autoscaling', version: 'v1', kind: 'Scale' }, verbs: ['get', 'patch', 'update'] });
+        for (const sub of d.subresources ?? []) subresources.push({ subresource: sub, responseKind: { group, version: v, kind: d.kind }, verbs: ['get', 'patch', 'update'] });
         if (d.kind === 'Pod' && d.group === '') subresources.push({ subresource: 'binding', responseKind: { group: '', version: 'v1', kind: 'Binding' }, verbs: ['create'] });
         if (d.kind === 'Pod' && d.group === '') subresources.push({ subresource: 'eviction', responseKind: { group: 'policy', version: 'v1', kind: 'Eviction' }, verbs: ['create'] });
+        if (d.kind === 'Pod' && d.group === '') for (const [sub, kind, vs] of POD_STREAMING) subresources.push({ subresource: sub, responseKind: { group: '', version: 'v1', kind }, verbs: [...vs] });
         if (d.kind === 'Namespace' && d.group === '') subresources.push({ subresource: 'finalize', responseKind: { group: '', version: 'v1', kind: 'Namespace' }, verbs: ['update'] });
         return {
           resource: d.plural,

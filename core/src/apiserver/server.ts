@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createMetrics, describeError, type AuthenticationRequest, type AuthorizationAttributes, type AuthorizationDecision, type Counter, type NonResourceRule, type ResourceRule, type SubjectRules, type Gauge, type Histogram, type Logger, type Registry } from '@kubernel/sdk';
 import {
   ExpiredError,
@@ -16,7 +17,7 @@ import {
 import type { NamedCheck } from '../kernel/health-server.js';
 import { ServiceAllocators } from './allocator.js';
 import { mediaType, parseBody } from './body.js';
-import { chunkOf, HttpExchange, LocalTransport, type EventSink, type Exchange } from './exchange.js';
+import { chunkOf, LocalTransport, type EventSink, type Exchange } from './exchange.js';
 import { BUILTIN_RESOURCES } from './builtin/index.js';
 import { ANONYMOUS, MASTERS_AUTHORIZER, MASTERS_GROUP, UNSECURED_USER, type RequestChain, type UserInfo } from './chain.js';
 import { aggregatedDiscovery, AGGREGATED_V2, AGGREGATED_V2BETA1, apiGroup, apiGroupList, apiResourceList, apiVersions, wantsAggregated } from './discovery.js';
@@ -24,6 +25,7 @@ import { KUBERNETES_VERSION, OpenApi } from './openapi.js';
 import { PATCH_TYPES } from './patch.js';
 import { PROTOBUF, ProtobufDecoder } from './protobuf.js';
 import { listPrefix, ResourceRegistry } from './registry.js';
+import { isLongRunning, isNodeProxyRequest, NodeProxy, StreamingHttpExchange, streamingRequestInfo, UpgradeExchange, type KubeletClientOptions } from './node-proxy.js';
 import { requestInfo, type RequestInfo } from './request-info.js';
 import { apiVersionOf, type HookContext, type Obj, type ResourceDef } from './resource.js';
 import { RestHandlers, type Reply, type RestRequest } from './rest.js';
@@ -82,6 +84,8 @@ export interface ApiServerOptions {
   readonly checks?: () => readonly NamedCheck[];
   /** Resource definitions served; the built-in set by default. */
   readonly resources?: readonly ResourceDef[];
+  /** How to reach node agents (pods/log, exec, attach, portforward); absent: those answer 503. */
+  readonly kubelet?: KubeletClientOptions;
 }
 
 interface Metrics {
@@ -199,6 +203,8 @@ export class ApiServer {
   private insecureServer?: Server;
   /** Audit records of requests in flight. */
   private readonly auditRecords = new WeakMap<Exchange, AuditRecord>();
+  /** pods/log, exec, attach, portforward: proxied to node agents. */
+  private readonly nodeProxy: NodeProxy;
 
   constructor(private readonly options: ApiServerOptions) {
     this.log = options.logger.child({ component: 'apiserver' });
@@ -219,6 +225,11 @@ export class ApiServer {
       },
     });
     this.rest = new RestHandlers(options.store, this.schemas, options.chain, hooks);
+    this.nodeProxy = new NodeProxy({
+      logger: this.log,
+      ...(options.kubelet ? { kubelet: options.kubelet } : {}),
+      getObject: async (resource, namespace, name) => (await options.store.get(resource === 'pods' ? `/registry/core/pods/${namespace}/${name}` : `/registry/core/nodes/${name}`))?.value as Obj | undefined,
+    });
     const m = createMetrics(options.registry, 'apiserver');
     this.metrics = {
       requests: m.counter({ name: 'apiserver_request_total', help: 'Counter of apiserver requests broken out for each verb, group, version, resource and HTTP response code.', labelNames: ['verb', 'group', 'version', 'resource', 'subresource', 'code'] }),
@@ -238,11 +249,12 @@ export class ApiServer {
 
   /** Starts listening. */
   async start(): Promise<void> {
-    const handler = (req: IncomingMessage, res: ServerResponse): void => void this.handle(new HttpExchange(req, res, false, eventChunk));
+    const handler = (req: IncomingMessage, res: ServerResponse): void => void this.handle(new StreamingHttpExchange(req, res, false, eventChunk));
     const tls = this.options.tls;
     const server: Server = tls
       ? createTlsServer({ requestTimeout: 0, keepAliveTimeout: 65_000, cert: tls.cert, key: tls.key, ca: tls.clientCa, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' }, handler)
       : createServer({ requestTimeout: 0, keepAliveTimeout: 65_000 }, handler);
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.handle(new UpgradeExchange(req, socket, head, false)));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -254,7 +266,8 @@ export class ApiServer {
     // The workload validators share the pod spec's, whose compilation is the costly one.
     this.schemas.warm(WARM_DEFINITIONS);
     if (this.options.insecurePort !== undefined) {
-      const insecure = createServer({ requestTimeout: 0, keepAliveTimeout: 65_000 }, (req, res) => void this.handle(new HttpExchange(req, res, true, eventChunk)));
+      const insecure = createServer({ requestTimeout: 0, keepAliveTimeout: 65_000 }, (req, res) => void this.handle(new StreamingHttpExchange(req, res, true, eventChunk)));
+      insecure.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.handle(new UpgradeExchange(req, socket, head, true)));
       this.insecureServer = insecure;
       await new Promise<void>((resolve, reject) => {
         insecure.once('error', reject);
@@ -280,6 +293,7 @@ export class ApiServer {
     const servers = [this.server, ...(this.insecureServer ? [this.insecureServer] : [])];
     const closed = Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     for (const w of this.watches) w.stop();
+    this.nodeProxy.close();
     if (this.inflight > 0) {
       await Promise.race([new Promise<void>((resolve) => (this.idle = resolve)), new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref())]);
     }
@@ -312,7 +326,7 @@ export class ApiServer {
     const url = { pathname: q < 0 ? raw : raw.slice(0, q), searchParams: new URLSearchParams(q < 0 ? '' : raw.slice(q + 1)) };
     let info: RequestInfo;
     try {
-      info = requestInfo(ex.method, url.pathname, url.searchParams);
+      info = streamingRequestInfo(requestInfo(ex.method, url.pathname, url.searchParams));
     } catch {
       ex.discardBody();
       this.send(ex, 400, badRequest('the request path is not valid (bad percent-encoding)').toStatus());
@@ -379,7 +393,7 @@ export class ApiServer {
     if (path === '/version') return this.send(ex, 200, { ...KUBERNETES_VERSION, gitCommit: '', gitTreeState: 'clean', buildDate: '', goVersion: '', compiler: '', platform: `${process.platform}/${process.arch}` });
     const user = await this.authenticate(ex);
     // Priority and fairness: a seat for the request's duration (watches are long-running: exempt).
-    const seat = info.verb === 'watch' ? undefined : this.flow.admit(user);
+    const seat = isLongRunning(info) ? undefined : this.flow.admit(user);
     try {
       return await this.serve(ex, url, info, path, user);
     } finally {
@@ -402,6 +416,7 @@ export class ApiServer {
       return 200;
     }
     if (!info.isResourceRequest) return this.nonResource(ex, path);
+    if (isNodeProxyRequest(info)) return this.nodeProxy.serve(ex, info, url.searchParams);
     const def = this.resources.find(info.apiGroup, info.apiVersion, info.resource);
     if (!def) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource', { group: info.apiGroup, kind: info.resource });
     const verbs = def.verbs ?? ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
@@ -478,6 +493,7 @@ export class ApiServer {
   private subresourceAllowed(def: ResourceDef, sub: string): boolean {
     if (sub === 'status') return Boolean(def.statusSubresource);
     if (sub === 'scale') return Boolean(def.scale);
+    if (def.subresources?.includes(sub)) return true;
     if (sub === 'binding') return def.kind === 'Pod' && def.group === '';
     if (sub === 'finalize') return def.kind === 'Namespace' && def.group === '';
     if (sub === 'eviction') return def.kind === 'Pod' && def.group === '';

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { describeError, type ApiClient, type ContainerRuntime, type Logger } from '@kubernel/sdk';
 import { Agent } from '../agent/agent.js';
 import { CgroupManager, cgroupsAvailable } from '../agent/cgroups.js';
+import { AgentServer } from '../agent/server.js';
 import { issueCertificate, type KeyPair } from '../pki/pki.js';
 import { writeKubeconfig } from '../apiserver/bootstrap.js';
 
@@ -37,11 +38,19 @@ export interface AgentFlags {
   readonly maxPods?: string;
   /** `--cgroup-root`: the cgroup pods live under (`kubepods` by default); one per agent on a machine. */
   readonly cgroupRoot?: string;
+  /** `--pod-manifest-path`: static pod manifests (default `<data-dir>/manifests`). */
+  readonly podManifestPath?: string;
+  /** `--manifest-url`: static pods served over HTTP. */
+  readonly manifestUrl?: string;
+  /** `--kubelet-port`: the agent's HTTPS API (logs, exec, attach, port-forward); 10250, 0 picks a free one. */
+  readonly kubeletPort?: string;
 }
 
 /** A started node role. */
 export interface AgentRole {
   readonly nodeName: string;
+  /** The port of the agent's HTTPS API. */
+  readonly port: number;
   /** Stops the agent loop (containers keep running, as the kubelet leaves them). */
   stop(): Promise<void>;
 }
@@ -91,11 +100,14 @@ export interface AgentRoleOptions {
   readonly runtime: ContainerRuntime;
   /** The API client the agent uses (node credentials). */
   readonly api: ApiClient;
+  /** The cluster CA (PEM): the agent's API trusts client certificates it signed (the API server's). */
+  readonly clusterCa: string;
 }
 
 /** Starts the agent loop; resolves once it started (registration goes on in the background). */
 export async function startAgentRole(options: AgentRoleOptions): Promise<AgentRole> {
   const { flags, logger } = options;
+  await mkdir(flags.podManifestPath ?? join(options.dataDir, 'manifests'), { recursive: true });
   const support = cgroupsAvailable();
   let cgroups: CgroupManager | undefined;
   if (support.version !== undefined) {
@@ -107,17 +119,61 @@ export async function startAgentRole(options: AgentRoleOptions): Promise<AgentRo
   const nodeName = nodeNameOf(flags);
   const maxPods = flags.maxPods !== undefined ? Number(flags.maxPods) : undefined;
   if (maxPods !== undefined && (!Number.isInteger(maxPods) || maxPods < 1)) throw new Error(`--max-pods: expected a positive number, got "${flags.maxPods}"`);
+  const nodeIp = flags.nodeIp ?? defaultNodeIp();
+  const port = flags.kubeletPort !== undefined ? Number(flags.kubeletPort) : 10250;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--kubelet-port: expected a port number, got "${flags.kubeletPort}"`);
+  const api = options.api;
+  // The agent's HTTPS API: the API server proxies pods/log, exec, attach and portforward to it.
+  // Requests are authenticated (cluster-CA client certificates, or bearer tokens through a
+  // TokenReview) and authorized with a SubjectAccessReview on nodes/<subresource>, as the kubelet.
+  const server = new AgentServer({
+    runtime: options.runtime,
+    nodeName,
+    logger: logger.child({ component: 'agent-server', node: nodeName }),
+    clientCa: options.clusterCa,
+    port,
+    certDir: join(options.dataDir, 'agent', 'pki'),
+    sans: [nodeIp],
+    authorize: async (a) => {
+      const review = await api.create<{ status?: { allowed?: boolean; reason?: string } }>('/apis/authorization.k8s.io/v1/subjectaccessreviews', {
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SubjectAccessReview',
+        spec: {
+          user: a.user.username,
+          groups: [...a.user.groups],
+          ...(a.user.uid ? { uid: a.user.uid } : {}),
+          ...(a.user.extra ? { extra: a.user.extra } : {}),
+          resourceAttributes: { verb: a.verb, resource: a.resource, subresource: a.subresource, name: a.name },
+        },
+      });
+      return { allowed: review.status?.allowed === true, ...(review.status?.reason ? { reason: review.status.reason } : {}) };
+    },
+    authenticateToken: async (token) => {
+      const review = await api.create<{ status?: { authenticated?: boolean; user?: { username?: string; uid?: string; groups?: string[]; extra?: Record<string, string[]> } } }>('/apis/authentication.k8s.io/v1/tokenreviews', {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenReview',
+        spec: { token },
+      });
+      const u = review.status?.user;
+      if (!review.status?.authenticated || !u?.username) return undefined;
+      return { username: u.username, groups: u.groups ?? [], ...(u.uid ? { uid: u.uid } : {}), ...(u.extra ? { extra: u.extra } : {}) };
+    },
+  });
+  await server.start();
   const agent = new Agent({
     api: options.api,
     runtime: options.runtime,
     nodeName,
     logger: logger.child({ component: 'agent', node: nodeName }),
-    addresses: [flags.nodeIp ?? defaultNodeIp()],
+    addresses: [nodeIp],
+    kubeletPort: server.port,
     ...(flags.podCidr ? { podCIDR: flags.podCidr } : {}),
     ...(maxPods !== undefined ? { capacity: { pods: maxPods } } : {}),
     ...(cgroups ? { cgroups } : {}),
     podsDir: join(options.dataDir, 'agent', 'pods'),
     pressurePath: options.dataDir,
+    staticPodPath: flags.podManifestPath ?? join(options.dataDir, 'manifests'),
+    ...(flags.manifestUrl ? { staticPodURL: flags.manifestUrl } : {}),
   });
   const abort = new AbortController();
   const running = agent.run(abort.signal).catch((err: unknown) => {
@@ -125,9 +181,11 @@ export async function startAgentRole(options: AgentRoleOptions): Promise<AgentRo
   });
   return {
     nodeName,
+    port: server.port,
     async stop() {
       abort.abort();
       await running;
+      await server.stop();
     },
   };
 }

@@ -61,7 +61,10 @@ function agentOptions(cmd: Command, join: boolean): Command {
     .option('--node-ip <ip>', 'the Node\'s InternalIP (default: the first non-loopback IPv4 address)')
     .option('--pod-cidr <cidr>', 'the pod CIDR of this node when the cluster allocates none', join ? undefined : '10.244.0.0/24')
     .option('--max-pods <n>', 'pods this node runs at most', '110')
-    .option('--cgroup-root <name>', 'the cgroup pods run under (one per agent on a machine)', 'kubepods');
+    .option('--cgroup-root <name>', 'the cgroup pods run under (one per agent on a machine)', 'kubepods')
+    .option('--pod-manifest-path <dir>', 'a directory of static pod manifests (default: <data-dir>/manifests)')
+    .option('--manifest-url <url>', 'an HTTP URL serving static pods (a Pod or a List)')
+    .option('--kubelet-port <port>', 'port of the agent\'s HTTPS API (logs, exec, attach, port-forward through the API server); 0 picks a free one', '10250');
   if (join) {
     cmd
       .option('--kubeconfig <file>', 'the node\'s credentials (written by a bootstrap-token join)')

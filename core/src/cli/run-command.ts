@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { ApiClient, describeError, type Role } from '@kubernel/sdk';
+import { ApiClient, describeError, loadKubeconfig, type Role } from '@kubernel/sdk';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { bootKernel, PluginLoadError } from '../kernel/boot.js';
 import { DistributionError } from '../kernel/distribution.js';
@@ -71,6 +71,9 @@ export interface RunOptions {
   readonly certificateAuthority?: string;
   readonly maxPods?: string;
   readonly cgroupRoot?: string;
+  readonly podManifestPath?: string;
+  readonly manifestUrl?: string;
+  readonly kubeletPort?: string;
 }
 
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
@@ -267,6 +270,8 @@ export async function runRoles(command: string, roles: readonly Role[], opts: Ru
         serviceNodePortRange: [ports[0]!, ports[1]!],
         chain,
         checks: () => checks(),
+        // How the API server reaches node agents for pods/log, exec, attach and portforward.
+        kubelet: { cert: pki.kubeletClient.cert, key: pki.kubeletClient.key },
       });
       await api.start();
       const [host, port] = [api.address.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''), Number(api.address.split(':').pop())];
@@ -378,12 +383,17 @@ async function startAgent(
   const nodeName = nodeNameOf(opts);
   const agentDir = join(dataDir, 'agent');
   let client: ApiClient;
+  let clusterCa: string;
   if (roles.includes('server') && api && pki) {
+    clusterCa = pki.ca.cert;
     const pair = await issueNodeCredentials(pki.ca, nodeName, agentDir, api.url);
     client = new ApiClient({ server: api.url, ca: pki.ca.cert, cert: pair.cert, key: pair.key });
     out(`  ✓ node credentials for system:node:${nodeName} (${join(agentDir, 'kubelet.conf')})\n`);
   } else if (opts.kubeconfig && existsSync(opts.kubeconfig)) {
     client = await ApiClient.fromKubeconfig(opts.kubeconfig);
+    const ca = (await loadKubeconfig(opts.kubeconfig)).ca;
+    if (!ca) throw new Error(`${opts.kubeconfig}: no certificate-authority: the agent needs the cluster CA to trust the API server's client certificate`);
+    clusterCa = ca;
   } else if (opts.server && opts.token) {
     // TLS bootstrap: the bootstrap token asks for a client certificate (a CSR the approving and
     // signing controllers handle); later starts reuse it until it is due for renewal.
@@ -397,13 +407,14 @@ async function startAgent(
       logger: logger.child({ component: 'agent-bootstrap' }),
     });
     client = await ApiClient.fromKubeconfig(creds.kubeconfigPath);
+    clusterCa = creds.ca;
     out(`  ✓ node credentials for system:node:${nodeName} (${creds.reused ? 'reused' : `issued through CSR ${creds.csrName ?? ''}`}; ${creds.kubeconfigPath})\n`);
   } else {
     throw new Error('kubernel agent needs --kubeconfig FILE, or --server URL with a bootstrap --token (and --certificate-authority FILE)');
   }
   const v = await runtime.version();
   out(`  ✓ container runtime ${v.runtimeName} ${v.runtimeVersion} (CRI ${v.runtimeApiVersion})\n`);
-  const role = await startAgentRole({ flags: opts, dataDir, logger, runtime, api: client });
-  out(`  ✓ node agent for node ${role.nodeName} started\n`);
+  const role = await startAgentRole({ flags: opts, dataDir, logger, runtime, api: client, clusterCa });
+  out(`  ✓ node agent for node ${role.nodeName} started; its API on port ${role.port}\n`);
   return { role, client };
 }

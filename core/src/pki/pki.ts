@@ -30,6 +30,11 @@ export interface ClusterPki {
   readonly ca: KeyPair;
   readonly serving: KeyPair;
   readonly admin: KeyPair;
+  /**
+   * The API server's client certificate for node agents (kubeadm's `apiserver-kubelet-client`:
+   * CN `kube-apiserver-kubelet-client`, O `system:masters`).
+   */
+  readonly kubeletClient: KeyPair;
   /** The service-account token signing key (PKCS#8 PEM) and its public key (SPKI PEM). */
   readonly serviceAccount: { readonly key: string; readonly publicKey: string };
 }
@@ -174,7 +179,7 @@ function stale(cert: string, ca: string): boolean {
 
 /**
  * Loads the PKI under `dir` (`<data-dir>/pki`), creating what is missing: ca.crt/key,
- * apiserver.crt/key, admin.crt/key, sa.key/sa.pub.
+ * apiserver.crt/key, admin.crt/key, apiserver-kubelet-client.crt/key, sa.key/sa.pub.
  */
 export async function ensurePki(dir: string, options: PkiOptions = {}): Promise<ClusterPki> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -195,6 +200,11 @@ export async function ensurePki(dir: string, options: PkiOptions = {}): Promise<
     admin = await issueCertificate(ca, { commonName: 'kubernetes-admin', organizations: ['system:masters'], usage: 'client', validityDays: days });
     await writePair(dir, 'admin', admin);
   }
+  let kubeletClient = await readPair(dir, 'apiserver-kubelet-client');
+  if (!kubeletClient || stale(kubeletClient.cert, ca.cert)) {
+    kubeletClient = await issueCertificate(ca, { commonName: 'kube-apiserver-kubelet-client', organizations: ['system:masters'], usage: 'client', validityDays: days });
+    await writePair(dir, 'apiserver-kubelet-client', kubeletClient);
+  }
   let saKey: string;
   let saPub: string;
   try {
@@ -208,7 +218,7 @@ export async function ensurePki(dir: string, options: PkiOptions = {}): Promise<
     await writeFile(join(dir, 'sa.key'), saKey, { mode: 0o600 });
     await writeFile(join(dir, 'sa.pub'), saPub, { mode: 0o644 });
   }
-  return { dir, ca, serving, admin, serviceAccount: { key: saKey, publicKey: saPub } };
+  return { dir, ca, serving, admin, kubeletClient, serviceAccount: { key: saKey, publicKey: saPub } };
 }
 
 /** Whether a SAN set covers `san` (IPv6 compared after expansion, as Node prints it). */

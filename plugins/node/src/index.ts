@@ -110,6 +110,10 @@ export function nodeAuthorizer(graph: NodeGraph): Authorizer {
       if (group === 'storage.k8s.io' && ['csidrivers', 'volumeattachments'].includes(resource) && READ.has(verb)) return allow('kubelets read CSI objects');
       if (group === 'discovery.k8s.io' && resource === 'endpointslices' && READ.has(verb)) return allow('kubelets read endpoint slices');
       if (group === 'events.k8s.io' && resource === 'events' && ['create', 'update', 'patch'].includes(verb)) return allow('nodes record events');
+      // The agent authenticates and authorizes requests to its own API through the API server.
+      if (verb === 'create' && ((group === 'authentication.k8s.io' && resource === 'tokenreviews') || (group === 'authorization.k8s.io' && (resource === 'subjectaccessreviews' || resource === 'localsubjectaccessreviews')))) {
+        return allow('nodes check the requests to their own API');
+      }
       return NO;
     },
     async rulesFor(user) {
@@ -120,6 +124,8 @@ export function nodeAuthorizer(graph: NodeGraph): Authorizer {
         { verbs: ['create', 'update', 'patch', 'delete'], apiGroups: [''], resources: ['nodes', 'nodes/status'], resourceNames: [node] },
         { verbs: ['get', 'create', 'update', 'patch', 'delete'], apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [node] },
         { verbs: ['create', 'update', 'patch'], apiGroups: ['', 'events.k8s.io'], resources: ['events'] },
+        { verbs: ['create'], apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'] },
+        { verbs: ['create'], apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews', 'localsubjectaccessreviews'] },
       ];
       // Secrets, configmaps, claims and pod status follow the pods bound to the node: not listable as rules.
       return { resourceRules: rules, nonResourceRules: [], incomplete: true };

@@ -7,6 +7,7 @@
  * @module
  */
 import { Agent, request as httpsRequest } from 'node:https';
+import { createSecureContext } from 'node:tls';
 import { request as httpRequest, Agent as HttpAgent, type IncomingMessage } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -172,7 +173,12 @@ export class ApiClient {
     this.maxRetries = options.maxRetries ?? 5;
     this.url = new URL(connection.socketPath ? 'http://localhost' : connection.server);
     this.agent = this.url.protocol === 'https:'
-      ? new Agent({ keepAlive: true, maxSockets: 64, ...(connection.ca ? { ca: connection.ca } : {}), ...(connection.cert ? { cert: connection.cert, key: connection.key } : {}) })
+      ? new Agent({
+          keepAlive: true,
+          maxSockets: 64,
+          // One TLS context for every connection (the PEMs are parsed once, not per socket).
+          secureContext: createSecureContext({ ...(connection.ca ? { ca: connection.ca } : {}), ...(connection.cert ? { cert: connection.cert, key: connection.key } : {}) }),
+        })
       : new HttpAgent({ keepAlive: true, maxSockets: 64 });
   }
 

@@ -85,7 +85,7 @@ export async function startNodeCluster(id: string, slot: number): Promise<NodeCl
   writeFileSync(distribution, base.replace('bridgeName: kubernel0', `bridgeName: ${bridge}`));
   const kubeconfig = join(dataDir, 'kubeconfig');
   const criSocket = join(dataDir, 'plugins', 'cri-containerd', 'state', 'containerd.sock');
-  const args = [KUBERNEL_BIN, 'up', '--data-dir', dataDir, '--distribution', distribution, '--api-port', '0', '--healthz-bind-address', '127.0.0.1:0', '--hostname-override', nodeName, '--pod-cidr', podCidr, '--cgroup-root', cgroupRoot, '--log-level', 'info'];
+  const args = [KUBERNEL_BIN, 'up', '--data-dir', dataDir, '--distribution', distribution, '--api-port', '0', '--healthz-bind-address', '127.0.0.1:0', '--hostname-override', nodeName, '--pod-cidr', podCidr, '--cgroup-root', cgroupRoot, '--kubelet-port', '0', '--log-level', 'info'];
   let proc!: Started;
   let url = '';
   const launch = async (): Promise<void> => {
