@@ -45,6 +45,7 @@ import {
   type Logger,
   type ObjectKey,
   type Reconciler,
+  untilAborted,
 } from '@kubernel/sdk';
 import {
   apiServerClientUsagesProblem,
@@ -338,7 +339,18 @@ export const csrSigningControllerPlugin = definePlugin({
         throw new Error(`cannot load the cluster signing CA (${files.cert}, ${files.key}): ${(err as Error).message}`, { cause: err });
       }
     };
-    await load(); // fail at start, clearly, when the CA is missing
+    try {
+      await load();
+    } catch (err) {
+      // Configured files must be there: fail at start, clearly. The default place may not hold the
+      // CA (an API server started with another --cert-dir): then this process signs nothing and
+      // stays out of the leader election, as kube-controller-manager skips its signer without files.
+      if (config.clusterSigningCertFile || config.clusterSigningKeyFile) throw err;
+      handle.logger.warn({ cert: files.cert, key: files.key, err: (err as Error).message }, 'no cluster signing CA in the default place: this CSR signer stays idle (set clusterSigningCertFile and clusterSigningKeyFile)');
+      handle.ready();
+      await untilAborted(signal);
+      return;
+    }
     const csrs = handle.api.informer<Csr>(CSR_PATH);
     csrs.run();
     await csrs.waitForSync(signal);
