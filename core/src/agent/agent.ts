@@ -715,23 +715,26 @@ export class Agent {
       nodeMemoryBytes: this.machine.memoryBytes,
       ...(o.cgroups ? { cgroups: o.cgroups } : {}),
       ...(this.probes ? { probes: this.probes } : {}),
-      preparePod: (pod, podIPs) => this.preparePod(pod, podIPs),
+      preparePod: (pod) => this.preparePod(pod),
       setupContainer: (pod, c, podIPs, restartCount) => this.setupContainer(pod, c, podIPs, restartCount),
       onEvent: (pod, type, reason, message) => this.events.event(pod as Pod, type, reason, message),
     });
   }
 
-  /** Volumes (set up and refreshed on every sync) and the pod's /etc/hosts. */
-  private async preparePod(pod: V1WorkerPod, podIPs: readonly string[]): Promise<void> {
+  /** Volumes (set up and refreshed on every sync). */
+  private async preparePod(pod: V1WorkerPod): Promise<void> {
     if (!this.volumes) return;
-    const p = pod as unknown as V1PodObject;
-    await this.volumes.setUp(p);
+    await this.volumes.setUp(pod as unknown as V1PodObject);
+  }
+
+  /** The pod's /etc/hosts (written when its IPs change). */
+  private async etcHosts(pod: V1WorkerPod, podIPs: readonly string[]): Promise<void> {
+    if (!this.volumes) return;
     const uid = pod.metadata.uid ?? '';
     const key = podIPs.join(',');
-    if (this.hostsWritten.get(uid) !== key) {
-      await this.volumes.writeEtcHosts(p, podIPs);
-      this.hostsWritten.set(uid, key);
-    }
+    if (this.hostsWritten.get(uid) === key) return;
+    await this.volumes.writeEtcHosts(pod as unknown as V1PodObject, podIPs);
+    this.hostsWritten.set(uid, key);
   }
 
   /** A container's environment (env, envFrom, service links), expanded command/args and mounts. */
@@ -745,6 +748,7 @@ export class Agent {
       onWarning: (reason, message) => this.events.event(pod as Pod, 'Warning', reason, message),
     });
     const { command, args } = expandCommandAndArgs(container, envs);
+    await this.etcHosts(pod, podIPs);
     const mounts = this.volumes ? await this.volumes.mountsFor(p, container, { envs, attempt: restartCount }) : [];
     return { envs, mounts, ...(command ? { command } : {}), ...(args ? { args } : {}) };
   }

@@ -1,11 +1,11 @@
 /**
  * Mounting for the node agent's volumes: a small {@link Mounter} interface (mount, unmount, list
- * the mount table) and {@link SystemMounter}, which runs `mount`/`umount` as child processes
- * (needs root) and reads `/proc/self/mountinfo`.
+ * the mount table) and {@link SystemMounter}, which runs `mount`/`umount` through one long-lived
+ * shell (needs root) and reads `/proc/self/mountinfo`.
  *
  * @module
  */
-import { execFile } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 
 /** One entry of the mount table. */
@@ -54,13 +54,80 @@ export function parseMountInfo(text: string): MountPoint[] {
   return out;
 }
 
-const run = (cmd: string, args: readonly string[]): Promise<void> =>
-  new Promise((resolve, reject) => {
-    execFile(cmd, [...args], { timeout: 30_000 }, (err, _stdout, stderr) => {
-      if (!err) resolve();
-      else reject(new Error(`${cmd} ${args.join(' ')} failed: ${String(stderr).trim() || err.message}`));
+const quote = (arg: string): string => `'${arg.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * Runs commands through one long-lived `sh`, one at a time: spawning a child from a large Node
+ * process blocks its event loop for milliseconds (the fork), which a burst of pods with secret and
+ * token volumes (a tmpfs each) would pay per mount. The shell forks the small `mount` instead.
+ * Unreferenced: it never keeps the process alive; it is started again if it dies.
+ */
+export class ShellRunner {
+  private child: ChildProcess | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private output = '';
+  private waiting: ((line: { code: number; output: string }) => void) | undefined;
+  private static readonly MARK = '__kubernel_done__';
+
+  /** Runs `cmd args...`; rejects with its output when it exits non-zero. */
+  run(cmd: string, args: readonly string[]): Promise<void> {
+    const next = this.queue.then(() => this.exec(cmd, args));
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private shell(): ChildProcess {
+    if (this.child && this.child.exitCode === null && !this.child.killed) return this.child;
+    const child = spawn('sh', ['-s'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.output = '';
+    const onData = (d: Buffer): void => {
+      this.output += d.toString();
+      const at = this.output.indexOf(`${ShellRunner.MARK} `);
+      if (at < 0) return;
+      const nl = this.output.indexOf('\n', at);
+      if (nl < 0) return;
+      const code = Number(this.output.slice(at + ShellRunner.MARK.length + 1, nl));
+      const text = this.output.slice(0, at);
+      this.output = this.output.slice(nl + 1);
+      const w = this.waiting;
+      this.waiting = undefined;
+      w?.({ code, output: text });
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.on('exit', () => {
+      const w = this.waiting;
+      this.waiting = undefined;
+      w?.({ code: -1, output: `${this.output}(the helper shell exited)` });
     });
-  });
+    child.on('error', () => undefined);
+    child.unref();
+    for (const stream of [child.stdin, child.stdout, child.stderr] as unknown as { unref?: () => void }[]) stream?.unref?.();
+    this.child = child;
+    return child;
+  }
+
+  private exec(cmd: string, args: readonly string[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const child = this.shell();
+      const timer = setTimeout(() => {
+        this.waiting = undefined;
+        child.kill('SIGKILL');
+        reject(new Error(`${cmd} ${args.join(' ')} timed out`));
+      }, 30_000);
+      timer.unref();
+      this.waiting = ({ code, output }) => {
+        clearTimeout(timer);
+        if (code === 0) resolve();
+        else reject(new Error(`${cmd} ${args.join(' ')} failed: ${output.trim() || `exit ${code}`}`));
+      };
+      child.stdin!.write(`${[cmd, ...args].map(quote).join(' ')} </dev/null 2>&1; echo "${ShellRunner.MARK} $?"\n`);
+    });
+  }
+}
+
+const shell = new ShellRunner();
+const run = (cmd: string, args: readonly string[]): Promise<void> => shell.run(cmd, args);
 
 /** The host's mounter: `mount`/`umount` child processes and `/proc/self/mountinfo`. */
 export class SystemMounter implements Mounter {

@@ -133,10 +133,10 @@ export interface PodWorkerOptions {
   /** The prober: its verdicts make `ready`/`started`; a liveness (or startup) failure restarts the container. */
   readonly probes?: ProbeManager;
   /**
-   * Prepares the pod once its sandbox is ready, on every sync (volumes): a failure leaves the
+   * Prepares the pod on every sync (volumes), while its sandbox starts: a failure leaves the
    * containers waiting (`ContainerCreating`) and is reported as a `FailedMount` event.
    */
-  readonly preparePod?: (pod: V1WorkerPod, podIPs: readonly string[]) => Promise<void>;
+  readonly preparePod?: (pod: V1WorkerPod) => Promise<void>;
   /**
    * A container's mounts and environment; a failure leaves it waiting with
    * `CreateContainerConfigError` and the error's message (`configmap "x" not found`).
@@ -287,18 +287,27 @@ export class PodWorker {
     return this.serial(async () => {
       if (this.terminated) return;
       this.pod = pod;
-      if (!(await this.ensureSandbox(pod))) return;
-      if (this.opts.preparePod) {
-        try {
-          await this.opts.preparePod(pod, await this.podIPs());
-          this.mountFailure = undefined;
-        } catch (err) {
-          const message = (err as { eventMessage?: string }).eventMessage ?? (err instanceof Error ? err.message : String(err));
-          if (message !== this.mountFailure) this.opts.onEvent?.(pod, 'Warning', 'FailedMount', message);
-          this.mountFailure = message;
-          return;
-        }
+      // Volumes are prepared while the sandbox starts (neither needs the other), as the kubelet
+      // mounts volumes before it syncs the pod's sandbox.
+      const prepared = this.opts.preparePod
+        ? this.opts.preparePod(pod).then(
+            () => undefined,
+            (err: unknown) => (err as { eventMessage?: string }).eventMessage ?? (err instanceof Error ? err.message : String(err)),
+          )
+        : Promise.resolve(undefined);
+      try {
+        if (!(await this.ensureSandbox(pod))) return;
+      } finally {
+        // Never leave the preparation running unobserved.
+        await prepared;
       }
+      const failure = await prepared;
+      if (failure !== undefined) {
+        if (failure !== this.mountFailure) this.opts.onEvent?.(pod, 'Warning', 'FailedMount', failure);
+        this.mountFailure = failure;
+        return;
+      }
+      this.mountFailure = undefined;
       if (!(await this.syncInitContainers(pod))) return;
       for (const c of pod.spec.containers) await this.syncContainer(pod, c, false);
     });
