@@ -54,8 +54,13 @@ export interface AgentOptions {
   readonly capacity?: { readonly cpu?: number | string; readonly memory?: number | string; readonly pods?: number };
   /** Extra node labels. */
   readonly labels?: Readonly<Record<string, string>>;
-  /** How often every pod is synced. Default 1000 ms. */
+  /** How often the runtime is relisted (the kubelet's PLEG period): pods whose sandboxes or containers changed are synced. Default 1000 ms. */
   readonly syncIntervalMs?: number;
+  /**
+   * How often a pod is synced even when the runtime shows no change for it (volume contents,
+   * conditions that depend on time). Default 10 000 ms.
+   */
+  readonly resyncIntervalMs?: number;
   /** How often the Lease is renewed (and node conditions re-evaluated). Default 10 000 ms. */
   readonly heartbeatIntervalMs?: number;
   /**
@@ -137,6 +142,10 @@ export class Agent {
   private lastConditions?: readonly V1NodeCondition[];
   private lastStatusAt = 0;
   private podCIDRApplied?: string;
+  /** Per pod UID: the runtime state last synced for, and when it was last synced. */
+  private readonly runtimeStates = new Map<string, string>();
+  private readonly lastSynced = new Map<string, number>();
+  private readonly resyncIntervalMs: number;
   /** The node Lease as last written. */
   private lease?: KubeObject;
   /** Loop iterations in flight (awaited before `run` resolves). */
@@ -159,6 +168,7 @@ export class Agent {
     this.log = options.logger;
     this.nodeName = options.nodeName;
     this.syncIntervalMs = options.syncIntervalMs ?? 1000;
+    this.resyncIntervalMs = options.resyncIntervalMs ?? 10_000;
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 10_000;
     this.podsPath = `/api/v1/pods?fieldSelector=${encodeURIComponent(`spec.nodeName=${options.nodeName}`)}`;
     const base = options.machine ?? machineInfo();
@@ -486,16 +496,39 @@ export class Agent {
   private async syncAll(): Promise<void> {
     const informer = this.informer;
     if (!informer?.synced) return;
+    // The kubelet's PLEG: one relist of the runtime tells which pods changed; only those, pods in
+    // a back-off that ends, pods being deleted and pods not synced for a while are synced (API
+    // changes and probe results sync their pod at once, without waiting for this loop).
+    let states: Map<string, string> | undefined;
+    try {
+      states = await this.relist();
+    } catch (err) {
+      this.log.debug({ err: errorText(err) }, 'runtime relist failed: syncing every pod');
+    }
+    const now = Date.now();
+    const due = (uid: string, pod: Pod): boolean => {
+      const entry = this.pods.get(uid);
+      if (!entry || !states || pod.metadata.deletionTimestamp) return true;
+      const state = states.get(uid) ?? '';
+      if (state !== this.runtimeStates.get(uid)) return true;
+      if (now - (this.lastSynced.get(uid) ?? 0) >= this.resyncIntervalMs) return true;
+      const next = entry.worker.nextSyncAt();
+      return next !== undefined && next <= now;
+    };
     const live = new Set<string>();
+    const consider = (uid: string, pod: Pod): void => {
+      live.add(uid);
+      if (!due(uid, pod)) return;
+      if (states) this.runtimeStates.set(uid, states.get(uid) ?? '');
+      this.syncPod(pod);
+    };
     for (const pod of informer.list()) {
       if (mirrorHash(pod) !== undefined) continue;
-      live.add(pod.metadata.uid ?? '');
-      this.syncPod(pod);
+      consider(pod.metadata.uid ?? '', pod);
     }
-    for (const [uid, pod] of this.staticPods) {
-      live.add(uid);
-      this.syncPod(pod);
-    }
+    for (const [uid, pod] of this.staticPods) consider(uid, pod);
+    for (const uid of this.runtimeStates.keys()) if (!live.has(uid)) this.runtimeStates.delete(uid);
+    for (const uid of this.lastSynced.keys()) if (!live.has(uid)) this.lastSynced.delete(uid);
     // Workers of pods the informer no longer has (a missed delete event).
     for (const [uid, entry] of this.pods) {
       if (live.has(uid)) continue;
@@ -506,6 +539,23 @@ export class Agent {
       });
     }
     await Promise.allSettled([...this.busy.values()]);
+  }
+
+  /** The runtime's state per pod UID: its sandboxes' and containers' ids and states, in one string. */
+  private async relist(): Promise<Map<string, string>> {
+    const [sandboxes, containers] = await Promise.all([this.runtime.listPodSandbox(), this.runtime.listContainers()]);
+    const parts = new Map<string, string[]>();
+    const add = (uid: string | undefined, part: string): void => {
+      if (!uid) return;
+      const list = parts.get(uid);
+      if (list) list.push(part);
+      else parts.set(uid, [part]);
+    };
+    for (const sb of sandboxes) add(sb.labels[POD_UID_LABEL], `s:${sb.id}:${sb.state}`);
+    for (const c of containers) add(c.labels[POD_UID_LABEL], `c:${c.id}:${c.state}`);
+    const out = new Map<string, string>();
+    for (const [uid, list] of parts) out.set(uid, list.sort().join(','));
+    return out;
   }
 
   /**
@@ -584,6 +634,7 @@ export class Agent {
       this.pods.set(uid, entry);
     }
     const base: Pod = entry.written ? { ...pod, status: entry.written } : pod;
+    this.lastSynced.set(uid, Date.now());
     await entry.worker.sync(base);
     if (this.stopped) return;
     const status = await entry.worker.status(base);
