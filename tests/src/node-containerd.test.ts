@@ -149,6 +149,80 @@ spec:
     expect(lastState.terminated, 'lastState.terminated').to.be.an('object');
   });
 
+  it('readiness probes feed the pods\' Ready condition and so the Service endpoints', async () => {
+    const podYaml = (name: string, port: number): string => `
+apiVersion: v1
+kind: Pod
+metadata: { name: ${name}, labels: { app: ready-test } }
+spec:
+  containers:
+  - name: c
+    image: ${IMAGE}
+    command: [httpd, -f, -p, "80", -h, /var/www]
+    readinessProbe:
+      httpGet: { port: ${port}, path: / }
+      periodSeconds: 1
+`;
+    await c.ok(['apply', '-f', '-'], podYaml('ready', 80) + '---' + podYaml('unready', 81));
+    await c.ok(['create', 'service', 'clusterip', 'ready-test', '--tcp=80:80']);
+    // kubectl create service selects app=<name>: point it at the pods' label.
+    await c.ok(['patch', 'service', 'ready-test', '-p', '{"spec":{"selector":{"app":"ready-test"}}}']);
+    let ep: Json = {};
+    await until(async () => {
+      ep = JSON.parse(await c.ok(['get', 'endpoints', 'ready-test', '-o', 'json'])) as Json;
+      const subset = (ep.subsets ?? [])[0] ?? {};
+      return (subset.addresses ?? []).length === 1 && (subset.notReadyAddresses ?? []).length === 1;
+    }, 60_000, 'one ready and one not-ready endpoint address');
+    const ready = await pod('ready');
+    const unready = await pod('unready');
+    expect(ep.subsets[0].addresses[0].ip).to.equal(ready.status.podIP);
+    expect(ep.subsets[0].notReadyAddresses[0].ip).to.equal(unready.status.podIP);
+    const cond = (p: Json, type: string): string => (p.status.conditions as Json[]).find((x) => x.type === type)?.status as string;
+    expect([cond(ready, 'Ready'), cond(unready, 'Ready'), cond(unready, 'ContainersReady')]).to.deep.equal(['True', 'False', 'False']);
+    expect(unready.status.containerStatuses[0]).to.include({ ready: false, started: true });
+    await c.ok(['delete', 'service', 'ready-test']);
+    await c.ok(['delete', 'pod', 'ready', 'unready', '--grace-period=0', '--force']);
+  });
+
+  it('terminates gracefully: preStop runs first, SIGTERM ends a cooperative container, SIGKILL one that ignores it after the grace period', async () => {
+    await c.ok(['apply', '-f', '-'], `
+apiVersion: v1
+kind: Pod
+metadata: { name: polite }
+spec:
+  terminationGracePeriodSeconds: 20
+  containers:
+  - name: c
+    image: ${IMAGE}
+    command: [sh, -c, "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    lifecycle:
+      preStop: { exec: { command: [sh, -c, "sleep 2"] } }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: stubborn }
+spec:
+  terminationGracePeriodSeconds: 3
+  containers:
+  - name: c
+    image: ${IMAGE}
+    command: [sh, -c, "trap '' TERM; while true; do sleep 0.2; done"]
+`);
+    await until(async () => (await pod('polite')).status?.phase === 'Running' && (await pod('stubborn')).status?.phase === 'Running', 60_000, 'both Running');
+    const timed = async (name: string): Promise<number> => {
+      const t0 = Date.now();
+      await c.ok(['delete', 'pod', name, '--wait=true']);
+      return (Date.now() - t0) / 1000;
+    };
+    const [polite, stubborn] = await Promise.all([timed('polite'), timed('stubborn')]);
+    // polite: the 2 s preStop, then SIGTERM ends it at once (well before its 20 s grace period).
+    expect(polite).to.be.within(2, 10);
+    // stubborn: it ignores SIGTERM, so it is killed (SIGKILL) when its 3 s grace period ends.
+    expect(stubborn).to.be.within(3, 10);
+    const events = (JSON.parse(await c.ok(['get', 'events', '--field-selector', 'involvedObject.name=polite', '-o', 'json'])) as Json).items as Json[];
+    expect(events.map((e) => e.reason)).to.include('Started');
+  });
+
   it('a crashing container goes into CrashLoopBackOff with a growing back-off', async () => {
     await c.ok(['run', 'crash', `--image=${IMAGE}`, '--restart=Always', '--command', '--', 'sh', '-c', 'exit 3']);
     const messages = new Set<string>();

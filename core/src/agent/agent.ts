@@ -28,6 +28,7 @@ import { statusChanged, type V1PodStatus } from './pod-status.js';
 import type { CgroupManager } from './cgroups.js';
 import { POD_UID_LABEL, PodWorker, type ContainerSetup, type V1WorkerContainer, type V1WorkerPod } from './pod-worker.js';
 import { ProbeManager } from './prober.js';
+import { IMAGE_GC_PERIOD_MS, ImageGarbageCollector, type ImageGarbageCollectorOptions } from './image-gc.js';
 import { mirrorHash, mirrorPodOf, readManifestDir, readManifestUrl, type StaticPod } from './static-pods.js';
 import { expandCommandAndArgs, resolveEnv } from './env.js';
 import { apiVolumeSources, VolumeManager, type VolumeSources } from './volumes.js';
@@ -95,6 +96,12 @@ export interface AgentOptions {
    * Absent (hollow nodes): reported false.
    */
   readonly pressurePath?: string;
+  /**
+   * The image garbage collector (the kubelet's thresholds by default: 85 % high, 80 % low, images
+   * at least 2 min old, pinned images and images any container uses never removed), run every
+   * 5 minutes. Off when absent (hollow nodes).
+   */
+  readonly imageGC?: Partial<Omit<ImageGarbageCollectorOptions, 'runtime' | 'logger' | 'onEvent' | 'now'>>;
   /** A directory of static pod manifests (the kubelet's `staticPodPath`). */
   readonly staticPodPath?: string;
   /** An HTTP URL serving static pods (the kubelet's `staticPodURL`): a Pod, or a List of pods. */
@@ -153,6 +160,7 @@ export class Agent {
   private readonly events: EventRecorder;
   private readonly eventsAbort = new AbortController();
   private readonly probes?: ProbeManager;
+  private readonly imageGC?: ImageGarbageCollector;
   private readonly sources: VolumeSources;
   private readonly volumes?: VolumeManager;
   /** Static pods by UID (their config hash), from the manifest directory and URL. */
@@ -189,6 +197,15 @@ export class Agent {
       });
     }
     this.events = new EventRecorder({ api: options.api, component: 'kubelet', host: options.nodeName, logger: this.log, signal: this.eventsAbort.signal });
+    if (options.imageGC) {
+      this.imageGC = new ImageGarbageCollector({
+        runtime: this.runtime,
+        logger: this.log.child({ component: 'image-gc' }),
+        ...options.imageGC,
+        // Node events name the node by name as their uid, as the kubelet's nodeRef does.
+        onEvent: (type, reason, message) => this.events.event({ apiVersion: 'v1', kind: 'Node', metadata: { name: this.nodeName, uid: this.nodeName } }, type, reason, message),
+      });
+    }
     if (options.probes !== false) {
       this.probes = new ProbeManager({
         execSync: (id, cmd, timeout) => this.runtime.execSync(id, cmd, timeout),
@@ -223,6 +240,14 @@ export class Agent {
       if (this.stopped) return;
       await this.heartbeat();
       this.every(this.heartbeatIntervalMs, () => this.heartbeat());
+      if (this.imageGC) {
+        const gc = this.imageGC;
+        await gc.detect().catch((err: unknown) => this.log.debug({ err: errorText(err) }, 'initial image detection failed'));
+        this.every(IMAGE_GC_PERIOD_MS, async () => {
+          const r = await gc.garbageCollect();
+          if (r.removed.length > 0) this.log.info({ usagePercent: r.usagePercent, freedBytes: r.freedBytes, removed: r.removed }, 'image garbage collection removed images');
+        });
+      }
 
       const informer = this.api.informer<Pod>(this.podsPath);
       this.informer = informer;

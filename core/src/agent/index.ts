@@ -26,3 +26,5 @@ export type { AgentServerOptions, PodLookup, PodRef, ContainerRef } from './serv
 export { readContainerLogs } from './logs.js';
 export { readManifestDir, readManifestUrl, staticPodDefaults, mirrorPodOf } from './static-pods.js';
 export { dialTcp, encodeChannelFrame, decodeChannelFrame, exitCodeStatus, SUCCESS_STATUS, Channel } from './streams.js';
+export { ImageGarbageCollector, IMAGE_GC_PERIOD_MS, IMAGE_GC_EVENT_REASONS, DEFAULT_IMAGE_GC_HIGH_THRESHOLD_PERCENT, DEFAULT_IMAGE_GC_LOW_THRESHOLD_PERCENT, DEFAULT_IMAGE_MINIMUM_GC_AGE_MS } from './image-gc.js';
+export type { ImageGarbageCollectorOptions, ImageGCResult, ImageGCRuntime, ImageRecord, FilesystemCapacity } from './image-gc.js';

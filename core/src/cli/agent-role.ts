@@ -42,6 +42,11 @@ export interface AgentFlags {
   readonly podManifestPath?: string;
   /** `--manifest-url`: static pods served over HTTP. */
   readonly manifestUrl?: string;
+  /** `--pod-infra-container-image`: the sandbox image, pinned against image garbage collection. */
+  readonly podInfraContainerImage?: string;
+  /** `--image-gc-high-threshold` / `--image-gc-low-threshold` (percent of the image filesystem). */
+  readonly imageGcHighThreshold?: string;
+  readonly imageGcLowThreshold?: string;
   /** `--kubelet-port`: the agent's HTTPS API (logs, exec, attach, port-forward); 10250, 0 picks a free one. */
   readonly kubeletPort?: string;
 }
@@ -172,6 +177,12 @@ export async function startAgentRole(options: AgentRoleOptions): Promise<AgentRo
     ...(cgroups ? { cgroups } : {}),
     podsDir: join(options.dataDir, 'agent', 'pods'),
     pressurePath: options.dataDir,
+    imageGC: {
+      highThresholdPercent: Number(flags.imageGcHighThreshold ?? 85),
+      lowThresholdPercent: Number(flags.imageGcLowThreshold ?? 80),
+      pinnedImages: [flags.podInfraContainerImage ?? 'docker.io/kubernel/pause:1.35'],
+      imageFsPath: options.dataDir,
+    },
     staticPodPath: flags.podManifestPath ?? join(options.dataDir, 'manifests'),
     ...(flags.manifestUrl ? { staticPodURL: flags.manifestUrl } : {}),
   });

@@ -64,6 +64,9 @@ function agentOptions(cmd: Command, join: boolean): Command {
     .option('--cgroup-root <name>', 'the cgroup pods run under (one per agent on a machine)', 'kubepods')
     .option('--pod-manifest-path <dir>', 'a directory of static pod manifests (default: <data-dir>/manifests)')
     .option('--manifest-url <url>', 'an HTTP URL serving static pods (a Pod or a List)')
+    .option('--pod-infra-container-image <image>', 'the sandbox (pause) image, never garbage collected', 'docker.io/kubernel/pause:1.35')
+    .option('--image-gc-high-threshold <percent>', 'image filesystem usage that starts image garbage collection', '85')
+    .option('--image-gc-low-threshold <percent>', 'usage image garbage collection frees down to', '80')
     .option('--kubelet-port <port>', 'port of the agent\'s HTTPS API (logs, exec, attach, port-forward through the API server); 0 picks a free one', '10250');
   if (join) {
     cmd

@@ -74,6 +74,9 @@ export interface RunOptions {
   readonly podManifestPath?: string;
   readonly manifestUrl?: string;
   readonly kubeletPort?: string;
+  readonly podInfraContainerImage?: string;
+  readonly imageGcHighThreshold?: string;
+  readonly imageGcLowThreshold?: string;
 }
 
 const b64 = (text: string): string => Buffer.from(text).toString('base64');

@@ -23,6 +23,8 @@
  * - `certificatesigningrequest-approving-controller`, `-signing-controller`, `-cleaner-controller`:
  *   node TLS bootstrap: kubelet client CSRs approved after a SubjectAccessReview, approved CSRs of
  *   the kubernetes.io signers issued with the cluster CA, old CSRs removed.
+ * - `node-ipam-controller`: a pod CIDR from the cluster CIDR for every Node (`spec.podCIDR`,
+ *   `spec.podCIDRs`), as kube-controller-manager's range allocator (`--allocate-node-cidrs`).
  *
  * @packageDocumentation
  */
@@ -43,6 +45,7 @@ import { daemonSetControllerPlugin } from './daemonset.js';
 import { csrApprovingControllerPlugin } from './csr-approving.js';
 import { csrSigningControllerPlugin } from './csr-signing.js';
 import { csrCleanerControllerPlugin } from './csr-cleaner.js';
+import { nodeIpamControllerPlugin } from './node-ipam.js';
 
 const nsPath = (ns: string): string => `/api/v1/namespaces/${encodeURIComponent(ns)}`;
 
@@ -371,4 +374,22 @@ export {
 } from './csr.js';
 export type { Csr, CsrCondition, ParsedCsr } from './csr.js';
 
-export default [serviceAccountControllerPlugin, rootCaPublisherPlugin, replicaSetControllerPlugin, replicationControllerPlugin, deploymentControllerPlugin, namespaceControllerPlugin, garbageCollectorPlugin, endpointsControllerPlugin, endpointSliceControllerPlugin, nodeLifecycleControllerPlugin, podGcControllerPlugin, disruptionControllerPlugin, statefulSetControllerPlugin, daemonSetControllerPlugin, csrApprovingControllerPlugin, csrSigningControllerPlugin, csrCleanerControllerPlugin];
+export {
+  nodeIpamControllerPlugin,
+  RangeAllocator,
+  CidrSet,
+  parseIpv4Cidr,
+  formatIpv4Cidr,
+  podCIDRsOf,
+  nodeIpamConfigProblem,
+  NODE_IPAM_CONFIG_SCHEMA,
+  NODE_IPAM_CONTROLLER_ID,
+  CIDR_ALLOCATOR_COMPONENT,
+  CIDR_NOT_AVAILABLE,
+  CIDR_ASSIGNMENT_FAILED,
+  IPV4_CIDR_PATTERN,
+  MAX_CIDR_BITS,
+} from './node-ipam.js';
+export type { Ipv4Cidr, NodeIpamConfig, NodeIpamConfigProblem, RangeAllocatorOptions } from './node-ipam.js';
+
+export default [serviceAccountControllerPlugin, rootCaPublisherPlugin, replicaSetControllerPlugin, replicationControllerPlugin, deploymentControllerPlugin, namespaceControllerPlugin, garbageCollectorPlugin, endpointsControllerPlugin, endpointSliceControllerPlugin, nodeLifecycleControllerPlugin, podGcControllerPlugin, disruptionControllerPlugin, statefulSetControllerPlugin, daemonSetControllerPlugin, csrApprovingControllerPlugin, csrSigningControllerPlugin, csrCleanerControllerPlugin, nodeIpamControllerPlugin];
