@@ -100,8 +100,16 @@ describe('node TLS bootstrap: bootstrap tokens, CSR approval and signing (kubern
     expect((whoami.status as Json).userInfo.groups).to.include('system:nodes');
     const nodeObject = (name: string): Json => ({ apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { 'kubernetes.io/hostname': name } } });
     await node.create('/api/v1/nodes', nodeObject('n1'));
-    const current = await node.get('/api/v1/nodes/n1');
-    await node.update('/api/v1/nodes/n1/status', { ...current, status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'ok', lastHeartbeatTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] } });
+    // The node IPAM controller may patch the new Node (its pod CIDR) meanwhile: retry a conflict.
+    for (let attempt = 0; ; attempt++) {
+      const current = await node.get('/api/v1/nodes/n1');
+      try {
+        await node.update('/api/v1/nodes/n1/status', { ...current, status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'ok', lastHeartbeatTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] } });
+        break;
+      } catch (err) {
+        if (!(err instanceof ApiStatusError) || err.code !== 409 || attempt >= 4) throw err;
+      }
+    }
     const lease = (name: string): Json => ({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace: 'kube-node-lease' }, spec: { holderIdentity: name, leaseDurationSeconds: 40 } });
     await node.create('/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', lease('n1'));
     const refused = async (p: Promise<unknown>): Promise<number> => p.then(() => 200, (err: ApiStatusError) => err.code);

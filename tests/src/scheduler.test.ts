@@ -47,9 +47,9 @@ class HollowNodes {
     };
     const r = await this.c.request('POST', '/api/v1/nodes', j(node));
     expect(r.status, r.body).to.equal(201);
-    // The API server keeps status out of a create: post it through the status subresource.
-    const created = r.json() as Json;
-    const s = await this.c.request('PUT', `/api/v1/nodes/${name}/status`, j({ ...created, status: node.status }));
+    // The API server keeps status out of a create: patch it through the status subresource (a
+    // merge patch, as kubelets do: the node IPAM controller may have patched the spec meanwhile).
+    const s = await this.c.request('PATCH', `/api/v1/nodes/${name}/status`, j({ status: node.status }), { 'content-type': 'application/merge-patch+json' });
     expect(s.status, s.body).to.equal(200);
     const lease = await this.c.request('POST', LEASES, j({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name }, spec: { holderIdentity: name, leaseDurationSeconds: 40, renewTime: micro() } }));
     expect(lease.status, lease.body).to.equal(201);
