@@ -22,6 +22,8 @@ describe('kubernel agent joins a cluster with a bootstrap token', function () {
   const NODE = 'joined-1';
   const TOKEN_ID = 'abcdef';
   const TOKEN = `${TOKEN_ID}.0123456789abcdef`;
+  /** The agent's own cgroup root (it makes the QoS cgroups even for the fake runtime's pods). */
+  const CGROUP_ROOT = `kubernel-test-join-${process.pid}`;
   let c: TestCluster;
   let dir: string;
   let agent: Started | undefined;
@@ -30,6 +32,7 @@ describe('kubernel agent joins a cluster with a bootstrap token', function () {
     start(process.execPath, [
       KUBERNEL_BIN, 'agent', '--data-dir', join(dir, 'node'), '--distribution', join(dir, 'agent.yaml'), '--healthz-bind-address', '127.0.0.1:0',
       '--server', c.url, '--token', TOKEN, '--certificate-authority', join(c.dataDir, 'pki', 'ca.crt'), '--hostname-override', NODE, '--node-ip', '127.0.0.1',
+      '--cgroup-root', CGROUP_ROOT, '--kubelet-port', '0',
     ]);
 
   before(async () => {
@@ -72,6 +75,11 @@ stringData:
         // nothing mounted
       }
       rmSync(dir, { recursive: true, force: true });
+    }
+    try {
+      execFileSync('sh', ['-c', `find /sys/fs/cgroup/*/${CGROUP_ROOT} -depth -type d -exec rmdir {} + 2>/dev/null; true`]);
+    } catch {
+      // no cgroups (not root)
     }
   });
 

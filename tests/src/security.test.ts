@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { generateKeyPair, importPKCS8, SignJWT } from 'jose';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,6 +56,7 @@ describe('API security: TLS, authentication, RBAC (kubernel server)', function (
   });
   after(async () => {
     await c?.stop();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('serves TLS 1.2+ only, with a serving certificate for the names clients use, and writes the admin kubeconfig 0600', async () => {
@@ -321,9 +322,10 @@ async function until(check: () => Promise<boolean>, timeoutMs = 10_000): Promise
 describe('API priority and fairness (a small server: 20 seats)', function () {
   this.timeout(60_000);
   let c: TestCluster;
+  let dir = '';
 
   before(async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kubernel-flow-'));
+    dir = mkdtempSync(join(tmpdir(), 'kubernel-flow-'));
     writeFileSync(join(dir, 'tokens.csv'), 'flood-token,flooder,u-f,\nnode-token,system:node:n1,u-n1,system:nodes\n');
     writeDistribution(dir, 'flow-test', [
       ['authn-x509', 'authn'],
@@ -338,6 +340,7 @@ describe('API priority and fairness (a small server: 20 seats)', function () {
   });
   after(async () => {
     await c?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('a flood from one client at 10x the seats gets 429 with Retry-After, while the admin and node heartbeats still succeed', async () => {

@@ -111,6 +111,7 @@ export function startPlugin<K extends PluginKind, C>(definition: PluginDefinitio
   const validate = compileConfigSchema<C>(definition.configSchema, definition.id);
   const result = validate(options.config ?? {});
   if (!result.ok) throw new PluginError(definition.id, 'config', formatConfigProblems(result.problems));
+  const ownedHost = options.host === undefined;
   const host = options.host ?? createTestHost();
   const controller = new AbortController();
   let onReady!: (impl: Extension | undefined) => void;
@@ -173,6 +174,8 @@ export function startPlugin<K extends PluginKind, C>(definition: PluginDefinitio
       } finally {
         clearTimeout(timer);
         ownedApi?.close();
+        // A host made for this start goes with it (its temporary data dir); a given one is the caller's.
+        if (ownedHost) host.dispose();
       }
     },
   };

@@ -56,7 +56,8 @@ export interface TestHandleOptions {
 /** A {@link FrameworkHandle} over a fixed snapshot, for unit tests of framework plugins. */
 export function testFrameworkHandle(snapshot: NodeSnapshot, options: TestHandleOptions = {}): FrameworkHandle & { readonly events: Array<{ reason: string; message: string }> } {
   const events: Array<{ reason: string; message: string }> = [];
-  const host = createTestHost();
+  // Only its captured logger is used: no data dir (nothing would remove it).
+  const host = createTestHost({ dataDir: '' });
   return {
     snapshot: () => snapshot,
     get api(): ApiClient {
