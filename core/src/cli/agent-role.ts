@@ -165,27 +165,34 @@ export async function startAgentRole(options: AgentRoleOptions): Promise<AgentRo
     },
   });
   await server.start();
-  const agent = new Agent({
-    api: options.api,
-    runtime: options.runtime,
-    nodeName,
-    logger: logger.child({ component: 'agent', node: nodeName }),
-    addresses: [nodeIp],
-    kubeletPort: server.port,
-    ...(flags.podCidr ? { podCIDR: flags.podCidr } : {}),
-    ...(maxPods !== undefined ? { capacity: { pods: maxPods } } : {}),
-    ...(cgroups ? { cgroups } : {}),
-    podsDir: join(options.dataDir, 'agent', 'pods'),
-    pressurePath: options.dataDir,
-    imageGC: {
-      highThresholdPercent: Number(flags.imageGcHighThreshold ?? 85),
-      lowThresholdPercent: Number(flags.imageGcLowThreshold ?? 80),
-      pinnedImages: [flags.podInfraContainerImage ?? 'docker.io/kubernel/pause:1.35'],
-      imageFsPath: options.dataDir,
-    },
-    staticPodPath: flags.podManifestPath ?? join(options.dataDir, 'manifests'),
-    ...(flags.manifestUrl ? { staticPodURL: flags.manifestUrl } : {}),
-  });
+  let agent: Agent;
+  try {
+    agent = new Agent({
+      api: options.api,
+      runtime: options.runtime,
+      nodeName,
+      logger: logger.child({ component: 'agent', node: nodeName }),
+      addresses: [nodeIp],
+      kubeletPort: server.port,
+      ...(flags.podCidr ? { podCIDR: flags.podCidr } : {}),
+      ...(maxPods !== undefined ? { capacity: { pods: maxPods } } : {}),
+      ...(cgroups ? { cgroups } : {}),
+      podsDir: join(options.dataDir, 'agent', 'pods'),
+      pressurePath: options.dataDir,
+      imageGC: {
+        highThresholdPercent: Number(flags.imageGcHighThreshold ?? 85),
+        lowThresholdPercent: Number(flags.imageGcLowThreshold ?? 80),
+        pinnedImages: [flags.podInfraContainerImage ?? 'docker.io/kubernel/pause:1.35'],
+        imageFsPath: options.dataDir,
+      },
+      staticPodPath: flags.podManifestPath ?? join(options.dataDir, 'manifests'),
+      ...(flags.manifestUrl ? { staticPodURL: flags.manifestUrl } : {}),
+    });
+  } catch (err) {
+    // A bad option (image GC thresholds, capacity): nothing may stay listening.
+    await server.stop();
+    throw err;
+  }
   const abort = new AbortController();
   const running = agent.run(abort.signal).catch((err: unknown) => {
     logger.error({ err: describeError(err), component: 'agent' }, 'the agent loop failed');
