@@ -20,11 +20,11 @@ import { ensurePki, type ClusterPki } from '../pki/pki.js';
 import { randomBytes } from 'node:crypto';
 import { bootstrapCluster, writeKubeconfig } from '../apiserver/bootstrap.js';
 import { join } from 'node:path';
-import { issueNodeCredentials, nodeNameOf, startAgentRole, type AgentRole } from './agent-role.js';
+import { issueNodeCredentials, nodeNameOf, startAgentRole, type AgentFlags, type AgentRole } from './agent-role.js';
 import { bootstrapNodeCredentials } from '../agent/bootstrap.js';
 
-/** Options shared by `up`, `server` and `agent`. */
-export interface RunOptions {
+/** Options shared by `up`, `server` and `agent` (with the node role's flags of `up` and `agent`). */
+export interface RunOptions extends AgentFlags {
   readonly dataDir: string;
   readonly distribution: string;
   readonly healthzBindAddress: string;
@@ -61,22 +61,6 @@ export interface RunOptions {
   readonly serviceAccountIssuer?: string;
   readonly auditLogPath?: string;
   readonly maxMutatingRequestsInflight?: string;
-  /** The node role's flags (`up` and `agent`). */
-  readonly hostnameOverride?: string;
-  readonly nodeIp?: string;
-  readonly podCidr?: string;
-  readonly kubeconfig?: string;
-  readonly server?: string;
-  readonly token?: string;
-  readonly certificateAuthority?: string;
-  readonly maxPods?: string;
-  readonly cgroupRoot?: string;
-  readonly podManifestPath?: string;
-  readonly manifestUrl?: string;
-  readonly kubeletPort?: string;
-  readonly podInfraContainerImage?: string;
-  readonly imageGcHighThreshold?: string;
-  readonly imageGcLowThreshold?: string;
 }
 
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
